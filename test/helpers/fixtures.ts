@@ -1,0 +1,65 @@
+/**
+ * Loads the optimizer replay fixtures in ../shared/fixtures/optim (traces from the reference
+ * PyTorch implementations) and replays them through createOptimizer.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createOptimizer, tf } from '../../src/index.js';
+
+export interface ReplayFixture {
+  name: string;
+  config: { type: string } & Record<string, unknown>;
+  tolerance: number;
+  params: Record<string, { shape: number[]; values: number[] }>;
+  steps: Array<{ grads: Record<string, number[]> }>;
+  expected: { after_step: Array<Record<string, number[]>> };
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The shared fixtures folder: beside the checkout (developers, CI) or inside it. */
+export const FIXTURE_DIR = [join(here, '../../../shared/fixtures/optim'), join(here, '../../shared/fixtures/optim')].find((d) =>
+  existsSync(d),
+);
+
+export function loadFixture(file: string): ReplayFixture {
+  if (!FIXTURE_DIR) throw new Error('shared/fixtures/optim not found beside the checkout');
+  return JSON.parse(readFileSync(join(FIXTURE_DIR, file), 'utf8')) as ReplayFixture;
+}
+
+function relError(ours: Float32Array | number[], ref: number[]): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num += (ours[i] - ref[i]) ** 2;
+    den += ref[i] ** 2;
+  }
+  return Math.sqrt(num) / Math.sqrt(den);
+}
+
+/** Replays the fixture; returns the largest ‖ours − ref‖/‖ref‖ over steps and parameters. */
+export function replayFixture(fx: ReplayFixture, prefix: string): number {
+  const opt = createOptimizer(fx.config);
+  const vars: Record<string, tf.Variable> = {};
+  for (const [name, p] of Object.entries(fx.params)) {
+    vars[name] = tf.variable(tf.tensor(p.values, p.shape, 'float32'), true, `${prefix}.${name}`);
+  }
+  let worst = 0;
+  try {
+    fx.steps.forEach((step, i) => {
+      const grads: Record<string, tf.Tensor> = {};
+      for (const [name, values] of Object.entries(step.grads)) {
+        grads[`${prefix}.${name}`] = tf.tensor(values, fx.params[name].shape, 'float32');
+      }
+      opt.applyGradients(grads);
+      tf.dispose(Object.values(grads));
+      for (const [name, ref] of Object.entries(fx.expected.after_step[i])) {
+        worst = Math.max(worst, relError(vars[name].dataSync() as Float32Array, ref));
+      }
+    });
+  } finally {
+    opt.dispose();
+    tf.dispose(Object.values(vars));
+  }
+  return worst;
+}
