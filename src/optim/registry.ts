@@ -6,6 +6,9 @@
 import { z } from 'zod';
 import { adamwRule, adamwSchema } from './adamw.js';
 import { RuleOptimizer } from './rule-optimizer.js';
+import { shampooRule, shampooSchema } from './shampoo.js';
+import { soapRule, soapSchema } from './soap.js';
+import { adafactorRule, adafactorSchema } from './adafactor.js';
 import type { UpdateRule } from './types.js';
 
 export interface RegistryEntry<S extends z.ZodObject = z.ZodObject> {
@@ -27,6 +30,24 @@ export const OPTIMIZERS: readonly RegistryEntry[] = [
     summary: 'AdamW, torch.optim.AdamW semantics (decoupled weight decay applied before the step)',
     schema: adamwSchema,
     build: adamwRule,
+  }),
+  entry({
+    name: 'soap',
+    summary: 'SOAP: Adam in the eigenbasis of Shampoo\'s preconditioner (reference soap.py semantics)',
+    schema: soapSchema,
+    build: soapRule,
+  }),
+  entry({
+    name: 'shampoo',
+    summary: 'Shampoo with Adam grafting, DistributedShampoo semantics (inverse roots by float64 eigh)',
+    schema: shampooSchema,
+    build: shampooRule,
+  }),
+  entry({
+    name: 'adafactor',
+    summary: 'Adafactor (factored second moment) with momentum and SOAP\'s bias-correction/decay conventions',
+    schema: adafactorSchema,
+    build: adafactorRule,
   }),
 ];
 

@@ -1,0 +1,108 @@
+/**
+ * Dense float64 matrix helpers for the host-side linear algebra (eigh, QR, roots).
+ *
+ * Matrices are `Float64Array`s in row-major order with their sizes passed alongside; nothing
+ * here allocates a class so the arrays move to and from tfjs (`dataSync()`, `tf.tensor`)
+ * without copies beyond the float32↔float64 conversion.
+ */
+
+/** The n×n identity, row-major. */
+export function identity(n: number): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) out[i * n + i] = 1;
+  return out;
+}
+
+/** Bᵀ for a rows×cols row-major A (so B is cols×rows). Blocked for cache reuse. */
+export function transpose(a: ArrayLike<number>, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(rows * cols);
+  const bs = 32;
+  for (let i0 = 0; i0 < rows; i0 += bs) {
+    const i1 = Math.min(rows, i0 + bs);
+    for (let j0 = 0; j0 < cols; j0 += bs) {
+      const j1 = Math.min(cols, j0 + bs);
+      for (let i = i0; i < i1; i++) {
+        for (let j = j0; j < j1; j++) out[j * rows + i] = a[i * cols + j];
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * C = A·B for A (m×k) and B (k×n), row-major, float64. The i-k-j loop order streams rows of
+ * B and C so the inner loop is a contiguous axpy.
+ */
+export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
+  const c = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    const ci = i * n;
+    for (let p = 0; p < k; p++) {
+      const aip = a[i * k + p];
+      if (aip === 0) continue;
+      const bp = p * n;
+      for (let j = 0; j < n; j++) c[ci + j] += aip * b[bp + j];
+    }
+  }
+  return c;
+}
+
+/** A float64 copy of any numeric array (e.g. a tensor's `dataSync()` result). */
+export function toFloat64(a: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i];
+  return out;
+}
+
+/** max |aᵢⱼ|, the scale against which tolerances and convergence are judged. */
+export function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const v = Math.abs(a[i]);
+    if (v > m) m = v;
+  }
+  return m;
+}
+
+/** Frobenius norm ‖A‖_F, scaled to avoid overflow/underflow. */
+export function frobenius(a: ArrayLike<number>): number {
+  const s = maxAbs(a);
+  if (s === 0 || !Number.isFinite(s)) return s;
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i] / s;
+    sum += v * v;
+  }
+  return s * Math.sqrt(sum);
+}
+
+/** (A + Aᵀ)/2: removes the asymmetry float32 matMuls leave in a statistic like G·Gᵀ. */
+export function symmetrize(a: ArrayLike<number>, n: number): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    out[i * n + i] = a[i * n + i];
+    for (let j = i + 1; j < n; j++) {
+      const v = 0.5 * (a[i * n + j] + a[j * n + i]);
+      out[i * n + j] = v;
+      out[j * n + i] = v;
+    }
+  }
+  return out;
+}
+
+/** The columns of an m×n row-major matrix reordered: output column j is input column order[j]. */
+export function permuteColumns(a: ArrayLike<number>, m: number, n: number, order: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++) {
+    const row = i * n;
+    for (let j = 0; j < n; j++) out[row + j] = a[row + order[j]];
+  }
+  return out;
+}
+
+/** Indices that sort `values` from largest to smallest (stable: ties keep their order). */
+export function argsortDescending(values: ArrayLike<number>): Int32Array {
+  const idx = Array.from({ length: values.length }, (_, i) => i);
+  idx.sort((i, j) => values[j] - values[i] || i - j);
+  return Int32Array.from(idx);
+}

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
+import { soapTrain, tinyExperiment } from './helpers/tiny-run.js';
+
+function jsonl(file: string): Array<Record<string, unknown>> {
+  return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+test('a CLI run of a few steps writes a complete run directory', () => {
+  const exp = tinyExperiment();
+  const r = soapTrain(['--config', exp.config, '--name', 'first', '--set', 'train.seed=2'], exp.dir);
+  assert.equal(r.status, 0, r.stderr);
+  const run = join(exp.dir, 'runs', 'first');
+  for (const f of ['config.yaml', 'manifest.json', 'metrics.jsonl', 'eval.jsonl', 'log.jsonl', 'summary.json']) {
+    assert.ok(existsSync(join(run, f)), `missing ${f}`);
+  }
+  const config = parseYaml(readFileSync(join(run, 'config.yaml'), 'utf8')) as { train: { seed: number; grad_clip: number } };
+  assert.equal(config.train.seed, 2, 'the resolved config carries the --set override');
+  assert.equal(config.train.grad_clip, 1, 'and the defaults');
+  const manifest = JSON.parse(readFileSync(join(run, 'manifest.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual(manifest.argv, ['--config', exp.config, '--name', 'first', '--set', 'train.seed=2']);
+  assert.equal((manifest.backend as { name: string }).name, 'cpu');
+  const rows = jsonl(join(run, 'metrics.jsonl'));
+  assert.deepEqual(rows.map((row) => row.step), [2, 4, 6]);
+  assert.deepEqual(rows.map((row) => row.tokens), [128, 256, 384]);
+  for (const row of rows) {
+    for (const key of ['loss', 'lr', 'grad_norm', 'wall_s', 'tokens_per_s']) assert.equal(typeof row[key], 'number', key);
+    const time = row.time_ms as Record<string, number>;
+    for (const key of ['data_ms', 'fwd_bwd_ms', 'optim_ms']) assert.equal(typeof time[key], 'number', key);
+  }
+  assert.ok((rows[0].loss as number) > 4.5 && (rows[0].loss as number) < 6.5, `first loss ${rows[0].loss} ≈ ln 256`);
+  const evals = jsonl(join(run, 'eval.jsonl'));
+  assert.deepEqual(evals.map((e) => e.step), [3, 6]);
+  const summary = JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8')) as Record<string, unknown>;
+  assert.equal(summary.status, 'completed');
+  assert.equal(summary.steps, 6);
+  assert.equal(summary.final_val_loss, evals[1].val_loss);
+  assert.ok(jsonl(join(run, 'log.jsonl')).some((e) => e.event === 'backend'));
+});
+
+test('bad input exits 2 with one line and writes nothing', () => {
+  const exp = tinyExperiment();
+  const cases: Array<[string[], RegExp]> = [
+    [['--config', exp.config, '--set', 'optimizer.lrr=1'], /optimizer\.lrr: unknown key/],
+    [['--config', exp.config, '--set', 'train.steps=many'], /train\.steps/],
+    [['--config', exp.config, '--set', 'data.train=nothere/*.bin'], /data\.train: no files match/],
+    [['--config', join(exp.dir, 'missing.yaml')], /config file not found/],
+    [['train'], /--config/],
+    [['--config', exp.config, '--bogus'], /unknown option/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = soapTrain(args, exp.dir);
+    assert.equal(r.status, 2, `${args.join(' ')}: exit ${r.status}\n${r.stderr}`);
+    assert.match(r.stderr, pattern);
+    assert.equal(r.stderr.trim().split('\n').filter((l) => l.startsWith('soap-train: error') || l.startsWith('error:')).length, 1);
+  }
+  assert.ok(!existsSync(join(exp.dir, 'runs')), 'no run directory was created');
+});
+
+test('an existing run directory is refused and left as it was', () => {
+  const exp = tinyExperiment();
+  const run = join(exp.dir, 'runs', 'taken');
+  mkdirSync(run, { recursive: true });
+  writeFileSync(join(run, 'metrics.jsonl'), 'precious\n');
+  const r = soapTrain(['--config', exp.config, '--name', 'taken'], exp.dir);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /run directory already exists/);
+  assert.deepEqual(readdirSync(run), ['metrics.jsonl']);
+  assert.equal(readFileSync(join(run, 'metrics.jsonl'), 'utf8'), 'precious\n');
+});
+
+test('--help describes every subcommand', () => {
+  for (const sub of [[], ['train'], ['inspect'], ['optimizers'], ['prepare']]) {
+    const r = soapTrain([...sub, '--help'], process.cwd());
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /Usage: soap-train/);
+  }
+});

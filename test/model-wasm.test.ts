@@ -1,0 +1,155 @@
+/**
+ * The wasm backend with installWasmKernelOverrides() against the cpu backend: every matMul form
+ * (transposes, batches, shared and broadcast operands), UnsortedSegmentSum, and the model's logits
+ * and gradients; plus idempotent installation and no leaked tensors or wasm buffers.
+ */
+import '@tensorflow/tfjs-backend-wasm';
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { tf } from '../src/tf.js';
+import { installWasmKernelOverrides, wasmKernelOverridesInstalled } from '../src/backend/wasm-kernels.js';
+import { forward, initParams, lossTerms, modelSchema, type ModelConfig } from '../src/model/index.js';
+
+/** Deterministic uniform(-1, 1) values. */
+function values(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+/** ‖a − b‖ / ‖b‖ over all entries. */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+/** Runs fn on a backend and returns its result as plain arrays (so nothing crosses backends). */
+async function on<T>(backend: 'cpu' | 'wasm', fn: () => T): Promise<T> {
+  await tf.setBackend(backend);
+  return fn();
+}
+
+before(async () => {
+  await tf.setBackend('wasm');
+  installWasmKernelOverrides();
+});
+
+describe('wasm kernel overrides', () => {
+  it('installs once and reports it', () => {
+    assert.equal(installWasmKernelOverrides(), true);
+    assert.equal(installWasmKernelOverrides(), true);
+    assert.ok(wasmKernelOverridesInstalled());
+  });
+
+  const cases: Array<[number[], number[], boolean, boolean]> = [
+    [[5, 7], [7, 3], false, false],
+    [[7, 5], [7, 3], true, false],
+    [[5, 7], [3, 7], false, true],
+    [[7, 5], [3, 7], true, true],
+    [[4, 5, 7], [4, 7, 3], false, false],
+    [[4, 7, 5], [4, 7, 3], true, false],
+    [[4, 5, 7], [4, 3, 7], false, true],
+    [[4, 7, 5], [4, 3, 7], true, true],
+    [[4, 5, 7], [7, 3], false, false], // shared b → one [20, 7] × [7, 3] product
+    [[2, 3, 5, 7], [1, 7, 6], false, false], // shared b with a rank-4 a
+    [[2, 3, 5, 7], [2, 3, 6, 7], false, true], // rank 4, same batch
+    [[1, 5, 7], [3, 7, 6], false, false], // broadcast a: falls back to the stock kernel
+    [[2, 1, 5, 7], [1, 3, 7, 6], false, false], // two-sided broadcast: stock kernel
+    [[3, 33, 17], [3, 33, 65], true, false], // odd sizes
+  ];
+  for (const [sa, sb, tA, tB] of cases) {
+    it(`matMul [${sa}]${tA ? 'ᵀ' : ''} × [${sb}]${tB ? 'ᵀ' : ''} equals the cpu backend`, async () => {
+      const va = values(sa.reduce((p, s) => p * s, 1), 1);
+      const vb = values(sb.reduce((p, s) => p * s, 1), 2);
+      const run = (): { shape: number[]; data: Float32Array } =>
+        tf.tidy(() => {
+          const y = tf.matMul(tf.tensor(va, sa), tf.tensor(vb, sb), tA, tB);
+          return { shape: y.shape, data: y.dataSync() as Float32Array };
+        });
+      const ref = await on('cpu', run);
+      const before = tf.memory().numTensors;
+      const got = await on('wasm', run);
+      assert.deepEqual(got.shape, ref.shape);
+      assert.ok(relErr(got.data, ref.data) < 1e-6, `rel err ${relErr(got.data, ref.data)}`);
+      assert.equal(tf.memory().numTensors, before);
+    });
+  }
+
+  it('UnsortedSegmentSum (the embedding gradient) equals the cpu backend', async () => {
+    const ids = [3, 0, 3, 5, 1, 3, 0];
+    const x = values(ids.length * 4, 7);
+    const run = (): Float32Array =>
+      tf.tidy(() => tf.unsortedSegmentSum(tf.tensor2d(x, [ids.length, 4]), tf.tensor1d(ids, 'int32'), 6).dataSync() as Float32Array);
+    const ref = await on('cpu', run);
+    const got = await on('wasm', run);
+    assert.deepEqual(Array.from(got), Array.from(ref));
+    assert.deepEqual(Array.from(ref.slice(8, 12)), [0, 0, 0, 0]); // segment 2 has no rows
+  });
+});
+
+describe('the model on wasm', () => {
+  const cfg: ModelConfig = modelSchema.parse({ vocab_size: 64, d_model: 32, n_layers: 2, n_heads: 4, mlp_hidden: 64, z_loss: 1e-3, init_std: 0.1 });
+  const B = 2;
+  const T = 12;
+  const tokens = Array.from({ length: B * (T + 1) }, (_, i) => (i * 37 + 11) % 64);
+  const inputs = tokens.filter((_, i) => i % (T + 1) !== T);
+  const targets = tokens.filter((_, i) => i % (T + 1) !== 0);
+
+  /** Logits, loss and every gradient, computed on the current backend from the same init. */
+  function evaluate(): { logits: Float32Array; loss: number; grads: Record<string, Float32Array> } {
+    const params = initParams(cfg, { seed: 11, namePrefix: `${tf.getBackend()}/` });
+    try {
+      return tf.tidy(() => {
+        const x = tf.tensor2d(inputs, [B, T], 'int32');
+        const y = tf.tensor2d(targets, [B, T], 'int32');
+        const logits = forward(params, x, cfg).dataSync() as Float32Array;
+        const { value, grads } = tf.variableGrads(() => lossTerms(params, x, y, cfg).loss, Object.values(params));
+        const out: Record<string, Float32Array> = {};
+        for (const [name, v] of Object.entries(params)) out[name] = grads[v.name].dataSync() as Float32Array;
+        return { logits, loss: value.dataSync()[0], grads: out };
+      });
+    } finally {
+      tf.dispose(Object.values(params));
+    }
+  }
+
+  it('gives the cpu backend’s logits, loss and gradients within 1e-4', async () => {
+    const ref = await on('cpu', evaluate);
+    const got = await on('wasm', evaluate);
+    assert.ok(relErr(got.logits, ref.logits) < 1e-4, `logits rel err ${relErr(got.logits, ref.logits)}`);
+    assert.ok(Math.abs(got.loss - ref.loss) / ref.loss < 1e-4, `loss ${got.loss} vs ${ref.loss}`);
+    for (const name of Object.keys(ref.grads)) {
+      const e = relErr(got.grads[name], ref.grads[name]);
+      assert.ok(e < 1e-4, `grad ${name}: rel err ${e}`);
+    }
+  });
+
+  it('frees every tensor and wasm buffer across training steps', async () => {
+    await tf.setBackend('wasm');
+    const params = initParams(cfg, { seed: 1, namePrefix: 'wasm-leak/' });
+    const x = tf.tensor2d(inputs, [B, T], 'int32');
+    const y = tf.tensor2d(targets, [B, T], 'int32');
+    const backend = tf.backend() as unknown as { numDataIds(): number };
+    const counts: Array<[number, number]> = [];
+    for (let step = 0; step < 3; step++) {
+      tf.tidy(() => {
+        const { grads } = tf.variableGrads(() => lossTerms(params, x, y, cfg).loss, Object.values(params));
+        for (const v of Object.values(params)) v.assign(tf.sub(v, tf.mul(grads[v.name], 0.01)));
+      });
+      counts.push([tf.memory().numTensors, backend.numDataIds()]);
+    }
+    assert.deepEqual(counts[2], counts[0]);
+    assert.deepEqual(counts[1], counts[0]);
+    tf.dispose([x, y, ...Object.values(params)]);
+  });
+});
