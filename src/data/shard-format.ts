@@ -19,6 +19,9 @@ import { badInput } from '../errors.js';
 
 export type ShardVariant = 'gpt2' | 'llama3' | 'raw';
 
+/** True on little-endian hosts (all Node 20 targets), where typed arrays match the file layout. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
 /** Header size in bytes: 256 int32 values. */
 export const HEADER_BYTES = 256 * 4;
 
@@ -173,16 +176,17 @@ export class ShardWriter {
   append(tokens: ArrayLike<number>): void {
     const n = tokens.length;
     if (n === 0) return;
-    const buf = Buffer.allocUnsafe(n * this.tokenBytes);
+    if (!LITTLE_ENDIAN) throw new Error('token shards are little-endian; this host is big-endian');
     for (let i = 0; i < n; i++) {
       const t = tokens[i];
       if (!(t >= 0 && t <= this.limit && Number.isInteger(t))) {
         throw new RangeError(`token ${t} does not fit a ${this.variant} shard (max ${this.limit})`);
       }
-      if (this.tokenBytes === 2) buf.writeUInt16LE(t, 2 * i);
-      else buf.writeUInt32LE(t, 4 * i);
     }
-    writeSync(this.fd, buf);
+    // Typed arrays are host-endian; every platform Node 20 ships for is little-endian, which the
+    // format requires. Checked once at load (LITTLE_ENDIAN) so a big-endian host fails loudly.
+    const typed = this.tokenBytes === 2 ? Uint16Array.from(tokens) : Uint32Array.from(tokens);
+    writeSync(this.fd, new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength));
     this.count += n;
   }
 

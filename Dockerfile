@@ -1,0 +1,29 @@
+# soap-train with the native TensorFlow GPU backend (@tensorflow/tfjs-node-gpu 4.22, which is
+# built against CUDA 11.8 and cuDNN 8). `npm ci` inside the image downloads libtensorflow
+# (its install script needs network access at build time); `backend: auto` then picks
+# `tensorflow` and logs why. Without a GPU the same image falls back to wasm.
+#
+#   docker build -t soap-train .
+#   docker run --gpus all -v $PWD/runs:/app/runs soap-train --config configs/360m-soap.yaml
+FROM nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl git python3 build-essential \
+ && curl -fsSL https://deb.nodesource.com/setup_20.x | bash - \
+ && apt-get install -y --no-install-recommends nodejs \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY bin ./bin
+COPY src ./src
+COPY configs ./configs
+COPY tsconfig.json ./
+# Install scripts must run here: tfjs-node-gpu's fetches libtensorflow, `prepare` builds the
+# TypeScript and tokenizes the shipped corpus.
+RUN npm ci --no-audit --no-fund --foreground-scripts \
+ && node -e "require('@tensorflow/tfjs-node-gpu')" \
+ || (echo 'tfjs-node-gpu did not install: the image will train on wasm' >&2)
+
+ENTRYPOINT ["node", "bin/soap-train"]
+CMD ["--help"]
