@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openTokenDataset } from '../src/data/dataset.js';
 import { prepareDataset, type DatasetMeta } from '../src/data/prepare.js';
@@ -12,7 +12,16 @@ import { BYTE_EOT, ByteTokenizer } from '../src/data/tokenizers/byte.js';
 import { SoapTrainError } from '../src/errors.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-const tmp = () => mkdtempSync(join(tmpdir(), 'soap-prep-'));
+/** Temp folders made by this file, removed when its tests are done (pass or fail). */
+const made: string[] = [];
+const tmp = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'soap-prep-'));
+  made.push(dir);
+  return dir;
+};
+after(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 const tok = new ByteTokenizer();
 
 /** A small corpus: three .txt files (one empty), one JSONL with two docs, and an ignored .json. */

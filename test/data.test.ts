@@ -1,16 +1,28 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { openTokenDataset, BLOCK_TOKENS, DIRECT_MAX } from '../src/data/dataset.js';
 import { expandGlobs } from '../src/data/glob.js';
 import { evalBatch, trainBatch } from '../src/data/sampler.js';
 import { readShardHeader, writeShard } from '../src/data/shard-format.js';
 import { ByteTokenizer, BYTE_EOT } from '../src/data/tokenizers/byte.js';
+import { checkModelVocab, datasetVocab } from '../src/data/vocab.js';
+import { prepareDataset, META_FORMAT } from '../src/data/prepare.js';
 import { SoapTrainError } from '../src/errors.js';
+import { soapTrain, tinyExperiment, writeTestShard } from './helpers/tiny-run.js';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'soap-data-'));
+/** Temp folders made by this file, removed when its tests are done (pass or fail). */
+const made: string[] = [];
+const tmp = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'soap-data-'));
+  made.push(dir);
+  return dir;
+};
+after(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 /** A shard written field by field with a DataView: the layout the tests pin, independent of the writer. */
 function handShard(magic: number, version: number, count: number, tokens: number[], tokenBytes: 2 | 4): Uint8Array {
@@ -184,4 +196,77 @@ test('byte tokenizer round-trips UTF-8 text and never emits its end-of-text byte
   assert.equal(tok.decode(ids), text);
   assert.equal(tok.decode([BYTE_EOT, ...tok.encode('a'), BYTE_EOT, ...tok.encode('b')]), '<|endoftext|>a<|endoftext|>b');
   assert.ok(![...tok.encode('lone \ud800 surrogate')].includes(BYTE_EOT));
+});
+
+/** A prepare-style folder: one small shard and a meta.json naming the tokenizer. */
+function preparedDir(tokenizer: string, vocabSize: number, meta: string | null = null): string {
+  const dir = tmp();
+  writeShard(join(dir, 'train_000000.bin'), [1, 2, 3, 4]);
+  const body = { format: META_FORMAT, tokenizer: { name: tokenizer, vocab_size: vocabSize, eot_token: vocabSize - 1 } };
+  writeFileSync(join(dir, 'meta.json'), meta ?? JSON.stringify(body));
+  return dir;
+}
+
+test('the model must cover the dataset vocabulary from meta.json: the error names both numbers', async () => {
+  const gpt2 = preparedDir('gpt2', 50257);
+  const ds = openTokenDataset(['train_*.bin'], { baseDirs: [gpt2] });
+  assert.deepEqual(datasetVocab(ds), { vocabSize: 50257, tokenizer: 'gpt2', metaFile: join(gpt2, 'meta.json') });
+  expectBadInput(
+    () => checkModelVocab(ds, 256, { configFile: 'tiny.yaml', field: 'model.vocab_size' }),
+    new RegExp(`^tiny\\.yaml: model\\.vocab_size: 256 is smaller than the dataset's vocabulary 50257 \\(${join(gpt2, 'meta.json')}, tokenizer gpt2\\) \\(set model\\.vocab_size ≥ 50257\\)$`),
+  );
+  assert.equal(checkModelVocab(ds, 50257)?.vocabSize, 50257, 'equal is enough');
+  assert.equal(checkModelVocab(ds, 50304)?.tokenizer, 'gpt2', 'a padded, larger vocabulary is fine');
+  ds.close();
+
+  // Through a real prepare: byte-level data (vocabulary 256) against a 128-entry model.
+  const out = join(tmp(), 'ds');
+  const src = tmp();
+  writeFileSync(join(src, 'a.txt'), 'hello there');
+  await prepareDataset({ inputs: [src], outDir: out, tokenizer: 'byte' });
+  const bytes = openTokenDataset(['train_*.bin'], { baseDirs: [out] });
+  expectBadInput(() => checkModelVocab(bytes, 128), /model\.vocab_size: 128 is smaller than the dataset's vocabulary 256 \(.*meta\.json, tokenizer byte\)/);
+  bytes.close();
+});
+
+test('shards without a soap-train meta.json skip the vocabulary check; disagreeing or corrupt ones are errors', () => {
+  const bare = tmp();
+  writeShard(join(bare, 'train_000000.bin'), [1, 2, 3]);
+  const plain = openTokenDataset(['train_*.bin'], { baseDirs: [bare] });
+  assert.equal(datasetVocab(plain), null);
+  assert.equal(checkModelVocab(plain, 4), null, 'llm.c shards: only the streamed id check applies');
+
+  const foreign = preparedDir('x', 1, JSON.stringify({ vocab: 99 }));
+  assert.equal(datasetVocab(openTokenDataset(['train_*.bin'], { baseDirs: [foreign] })), null, "another tool's meta.json is not ours");
+
+  const gpt2 = preparedDir('gpt2', 50257);
+  const byte = preparedDir('byte', 256);
+  const train = openTokenDataset(['train_*.bin'], { baseDirs: [gpt2] });
+  const val = openTokenDataset(['train_*.bin'], { baseDirs: [byte] });
+  expectBadInput(() => checkModelVocab([train, val], 60000), /meta\.json: tokenizer byte \(vocabulary 256\) differs from .*meta\.json: tokenizer gpt2 \(vocabulary 50257\)/);
+  const mixed = openTokenDataset([join(gpt2, 'train_*.bin'), join(bare, 'train_*.bin')], { baseDirs: [] });
+  assert.equal(datasetVocab([mixed, plain])?.vocabSize, 50257, 'folders without a meta.json are left out');
+
+  const broken = preparedDir('gpt2', 50257, '{"format": "soap-train.tokens/1", "tok');
+  expectBadInput(() => datasetVocab(openTokenDataset(['train_*.bin'], { baseDirs: [broken] })), /meta\.json: cannot read the dataset's meta\.json/);
+  const noVocab = preparedDir('gpt2', 50257, JSON.stringify({ format: META_FORMAT, tokenizer: { name: 'gpt2' } }));
+  expectBadInput(() => datasetVocab(openTokenDataset(['train_*.bin'], { baseDirs: [noVocab] })), /meta\.json: tokenizer: meta\.json has no valid tokenizer\.name \/ tokenizer\.vocab_size/);
+});
+
+test('training on a bad shard exits 2 with one line naming the file, before a run directory exists', () => {
+  const exp = tinyExperiment();
+  made.push(exp.dir);
+  const shard = join(exp.dir, 'data', 'train_000000.bin');
+  writeFileSync(shard, handShard(20240520, 1, 9, [1, 2], 2));
+  const r = soapTrain(['--config', exp.config, '--name', 'bad'], exp.dir);
+  assert.equal(r.status, 2, r.stderr);
+  assert.equal(r.stderr.trim(), `soap-train: error: ${shard}: header says 9 tokens (1042 bytes) but the file has 1028 bytes (the shard is truncated or corrupt: regenerate it with \`soap-train prepare\`)`);
+  assert.ok(!existsSync(join(exp.dir, 'runs')), 'nothing written');
+
+  // An id ≥ the model's vocabulary is found as the batches stream: still one line, exit 2.
+  writeTestShard(shard, Array.from({ length: 20000 }, (_, i) => (i % 97 === 50 ? 300 : i % 200)));
+  const ids = soapTrain(['--config', exp.config, '--name', 'ids'], exp.dir);
+  assert.equal(ids.status, 2, ids.stderr);
+  assert.match(ids.stderr, /soap-train: error: .*train_000000\.bin: token \d+ is id 300, not below the vocab size 256/);
+  assert.equal(ids.stderr.split('\n').filter((l) => l.includes('error')).length, 1, ids.stderr);
 });

@@ -5,6 +5,11 @@
  * each registered optimizer's state.
  */
 import { Command } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { listCheckpoints } from '../checkpoint/checkpoint.js';
+import { INDEX_FILE, type TensorIndex } from '../checkpoint/tensor-file.js';
+import { badInput } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
 import { countParams, flopsPerToken, paramShapes } from '../model/index.js';
 import { createOptimizer, OPTIMIZERS } from '../optim/registry.js';
@@ -62,10 +67,54 @@ export function formatInspect(r: InspectReport): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** One checkpoint of a run directory: step, size, validity, optimizer-state bytes per parameter group. */
+export interface CheckpointReport {
+  step: number;
+  dir: string;
+  bytes: number;
+  valid: boolean;
+  reason?: string;
+  /** `blocks.*.mlp.w_up` → bytes of optimizer state over all blocks (from index.json). */
+  optimizer_state_bytes?: Record<string, number>;
+}
+
+export function inspectRunDir(runDir: string): CheckpointReport[] {
+  return listCheckpoints(runDir, { full: true }).map((c) => {
+    if (!c.valid) return c;
+    const index = JSON.parse(readFileSync(join(c.dir, INDEX_FILE), 'utf8')) as TensorIndex;
+    const groups: Record<string, number> = {};
+    for (const [key, entry] of Object.entries(index.tensors)) {
+      const m = /^optim\/(.+)\/[^/]+$/.exec(key);
+      if (!m) continue;
+      const group = m[1].replace(/^blocks\.\d+\./, 'blocks.*.');
+      groups[group] = (groups[group] ?? 0) + entry.bytes;
+    }
+    return { ...c, optimizer_state_bytes: groups };
+  });
+}
+
+function formatRunDir(runDir: string, reports: CheckpointReport[]): string {
+  if (reports.length === 0) return `${runDir}: no checkpoints\n`;
+  const lines = [`${runDir}: ${reports.length} checkpoint(s)`];
+  for (const r of reports) {
+    lines.push(`  step ${String(r.step).padStart(7)}  ${fmtBytes(r.bytes).padStart(11)}  ${r.valid ? 'valid' : `INVALID: ${r.reason}`}`);
+    for (const [group, bytes] of Object.entries(r.optimizer_state_bytes ?? {})) lines.push(`      ${group.padEnd(28)} ${fmtBytes(bytes).padStart(11)} optimizer state`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 export function inspectCommand(): Command {
-  return addConfigOptions(new Command('inspect').description('print parameter counts, FLOPs per token and memory of a config, without allocating it'))
+  return addConfigOptions(new Command('inspect'), false)
+    .description('print parameter counts, FLOPs per token and memory of a config (without allocating it), or list the checkpoints of a run directory')
+    .argument('[run-dir]', "a run directory: list its checkpoints with step, size, validity and optimizer-state bytes per parameter group")
     .option('--json', 'print JSON instead of text')
-    .action((opts: ConfigOptions & { json?: boolean }) => {
+    .action((runDir: string | undefined, opts: ConfigOptions & { json?: boolean }) => {
+      if (runDir) {
+        if (!existsSync(runDir)) throw badInput('no such run directory', { file: runDir });
+        const reports = inspectRunDir(runDir);
+        process.stdout.write(opts.json ? `${JSON.stringify(reports, null, 2)}\n` : formatRunDir(runDir, reports));
+        return;
+      }
       const { config } = loadFromOptions(opts);
       const report = inspectConfig(config.model, config.optimizer, config.train.seq_len, config.train.batch_size * config.train.seq_len);
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatInspect(report));

@@ -8,7 +8,7 @@ import { inspectCommand } from './inspect.js';
 import { optimizersCommand } from './optimizers.js';
 import { prepareCommand } from './prepare.js';
 import { EXIT, reportError } from './errors.js';
-import { addTrainOptions, runTrain, trainCommand, type TrainOptions } from './train.js';
+import { addTrainOptions, resumeCommand, runTrain, trainCommand, type TrainOptions } from './train.js';
 
 export function buildProgram(): Command {
   const program = new Command('soap-train')
@@ -20,7 +20,7 @@ export function buildProgram(): Command {
   addTrainOptions(program, false).action(async (opts: TrainOptions) => {
     process.exitCode = await runTrain(opts);
   });
-  for (const cmd of [trainCommand(), inspectCommand(), optimizersCommand(), prepareCommand()]) {
+  for (const cmd of [trainCommand(), resumeCommand(), inspectCommand(), optimizersCommand(), prepareCommand()]) {
     program.addCommand(cmd.exitOverride());
   }
   // Options of the root's train action are mandatory only when no subcommand is named.

@@ -225,7 +225,7 @@ class ShardedDataset implements TokenDataset {
 }
 
 /** A path relative to the working directory when it is inside it: shorter error lines. */
-function relativeOrAbsolute(file: string): string {
+export function relativeOrAbsolute(file: string): string {
   const rel = relative(process.cwd(), file);
   return rel.startsWith('..') ? file : rel;
 }

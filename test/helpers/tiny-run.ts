@@ -55,6 +55,6 @@ ${extraYaml}`,
 }
 
 /** Runs the CLI synchronously in `cwd`. */
-export function soapTrain(args: string[], cwd: string, timeout = 120_000): SpawnSyncReturns<string> {
-  return spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout, env: { ...process.env, FORCE_COLOR: '0' } });
+export function soapTrain(args: string[], cwd: string, timeout = 120_000, env: Record<string, string> = {}): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout, env: { ...process.env, FORCE_COLOR: '0', ...env } });
 }
