@@ -68,4 +68,8 @@ test('a vocabulary past 65,536 ids (cl100k) writes uint32 shards that read back 
   const ids = ds.read(0, ds.numTokens);
   assert.equal(ids[0], 100257, 'eot first');
   assert.match(cl.decode(ids), /^<\|endoftext\|>Document 0: the Union is strong\./);
+  const docs = readFileSync(join(dir, 'docs.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text);
+  assert.equal(cl.decode(ids), docs.map((d) => `<|endoftext|>${d}`).join(''), 'the whole corpus round-trips');
+  const text = 'Fellow-Citizens of the Senate — ünïcödé 🎉 日本語';
+  assert.equal(cl.decode(cl.encode(text)), text);
 });

@@ -15,6 +15,7 @@ import { selectBackend } from '../backend/select.js';
 import { loadLatestValidCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
 import { loadConfig, parseOverride, type LoadedConfig, type Override } from '../config/load.js';
 import { openTokenDataset } from '../data/dataset.js';
+import { checkModelVocab } from '../data/vocab.js';
 import { badInput } from '../errors.js';
 import { writeFileAtomic } from '../run/atomic.js';
 import { acquireRunLock, type RunLock } from '../run/lock.js';
@@ -106,6 +107,13 @@ export async function runTrain(opts: TrainOptions, how: { fromRunDir?: boolean }
   const dataOpts = { baseDirs: loaded.baseDirs, vocabSize: config.model.vocab_size, raw: config.data.raw };
   const trainData = openTokenDataset(config.data.train, { ...dataOpts, field: 'data.train', configFile: loaded.file });
   const valData = openTokenDataset(config.data.val, { ...dataOpts, field: 'data.val', configFile: loaded.file });
+  try {
+    checkModelVocab([trainData, valData], config.model.vocab_size, { configFile: loaded.file, field: 'model.vocab_size' });
+  } catch (err) {
+    trainData.close();
+    valData.close();
+    throw err;
+  }
   if (opts.resume && !opts.name && !opts.runDir) {
     throw badInput('--resume needs the run to continue: --name NAME or --run-dir DIR');
   }

@@ -14,10 +14,11 @@
  * `meta.json` is written last and atomically: its presence marks a complete dataset. It holds no
  * timestamps, so two runs over the same inputs are byte-identical down to the last file.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { badInput } from '../errors.js';
-import { fsyncDir, ShardWriter, variantForVocab, type ShardVariant } from './shard-format.js';
+import { writeFileAtomic } from '../run/atomic.js';
+import { ShardWriter, variantForVocab, type ShardVariant } from './shard-format.js';
 import { readSource, resolveInputs, type SourceFormat, type SourceRecord } from './sources.js';
 import { chooseWorkers, TokenizePool, type EncodeResult } from './tokenize-pool.js';
 import { loadTokenizer, type Tokenizer } from './tokenizers/index.js';
@@ -144,20 +145,6 @@ function clearOldDataset(dir: string): void {
   for (const name of readdirSync(dir)) {
     if (/^(train|val)_\d{6}\.bin$/.test(name) || name === 'meta.json') unlinkSync(join(dir, name));
   }
-}
-
-/** Writes a file atomically: temp file, fsync, rename, fsync the directory. */
-export function writeFileAtomic(path: string, data: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  fsyncDir(join(path, '..'));
 }
 
 function checkCount(value: number, name: string, min: number): void {

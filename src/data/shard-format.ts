@@ -14,6 +14,7 @@
  * The header names no tokenizer; `prepare` writes that into a sidecar `meta.json`.
  */
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { fsyncDir } from '../run/atomic.js';
 import { basename, dirname, join } from 'node:path';
 import { badInput } from '../errors.js';
 
@@ -225,18 +226,5 @@ export function writeShard(path: string, tokens: ArrayLike<number>, opts: { vari
   } catch (err) {
     writer.abort();
     throw err;
-  }
-}
-
-/** fsync a directory so a rename in it survives a crash; some platforms refuse, which is fine. */
-export function fsyncDir(dir: string): void {
-  let fd = -1;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Windows cannot open directories; the rename is still atomic there.
-  } finally {
-    if (fd >= 0) closeSync(fd);
   }
 }
