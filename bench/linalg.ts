@@ -1,6 +1,7 @@
 /**
- * Times the float64 eigensolver and Householder QR against numpy/LAPACK at growing sizes and
- * writes bench/results/linalg.json.
+ * Times the float64 eigensolver and Householder QR against numpy/LAPACK at growing sizes, plus
+ * the float32 blocked QR on the wasm backend that SOAP's refresh uses, and writes
+ * bench/results/linalg.json.
  *
  *     node --import tsx bench/linalg.ts [sizes…]     (default 128 256 512 1024 2048)
  *
@@ -13,12 +14,17 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eigh } from '../src/optim/linalg/eigh.js';
 import { householderQ } from '../src/optim/linalg/qr.js';
+import { deviceHouseholderQ } from '../src/optim/linalg/qr-device.js';
+import { selectBackend } from '../src/backend/select.js';
+import { tf } from '../src/tf.js';
 import { randomMatrix, randomSymmetric } from '../src/optim/linalg/random.js';
 
 interface Row {
   n: number;
   eigh_ms: number;
   qr_ms: number;
+  /** Blocked QR with matMul block updates on the wasm backend, float32 (SOAP's refresh path). */
+  qr_wasm_ms: number;
   numpy_eigh_ms: number | null;
   numpy_qr_ms: number | null;
   eigh_ratio: number | null;
@@ -64,23 +70,29 @@ function numpyTimes(sizes: number[]): Record<string, { eigh: number; qr: number 
   return JSON.parse(r.stdout) as Record<string, { eigh: number; qr: number }>;
 }
 
-function main(): void {
+async function main(): Promise<void> {
+  await selectBackend('wasm');
   const args = process.argv.slice(2).map(Number).filter((n) => n > 0);
   const sizes = args.length > 0 ? args : [128, 256, 512, 1024, 2048];
   const np = numpyTimes(sizes);
   const rows: Row[] = [];
-  console.log('    n   eigh ms  numpy ms   ratio |    qr ms  numpy ms   ratio');
+  console.log('    n   eigh ms  numpy ms   ratio |    qr ms  numpy ms   ratio | qr wasm ms');
   for (const n of sizes) {
     const reps = n <= 512 ? 3 : 1;
     const a = randomSymmetric(n, n);
     const g = randomMatrix(n, n, n + 1);
     const eighMs = best(reps, () => eigh(a, n));
     const qrMs = best(reps, () => householderQ(g, n, n));
+    const gt = tf.tensor2d(Float32Array.from(g), [n, n]);
+    // dataSync so the timing includes finishing the device work and reading Q back.
+    const qrWasmMs = best(reps, () => tf.tidy(() => deviceHouseholderQ(gt).dataSync()));
+    gt.dispose();
     const ref = np?.[String(n)];
     const row: Row = {
       n,
       eigh_ms: eighMs,
       qr_ms: qrMs,
+      qr_wasm_ms: qrWasmMs,
       numpy_eigh_ms: ref?.eigh ?? null,
       numpy_qr_ms: ref?.qr ?? null,
       eigh_ratio: ref ? eighMs / ref.eigh : null,
@@ -88,7 +100,7 @@ function main(): void {
     };
     rows.push(row);
     const f = (x: number | null, d = 1) => (x === null ? '-' : x.toFixed(d)).padStart(9);
-    console.log(`${String(n).padStart(5)} ${f(eighMs)} ${f(row.numpy_eigh_ms)} ${f(row.eigh_ratio)}x | ${f(qrMs)} ${f(row.numpy_qr_ms)} ${f(row.qr_ratio)}x`);
+    console.log(`${String(n).padStart(5)} ${f(eighMs)} ${f(row.numpy_eigh_ms)} ${f(row.eigh_ratio)}x | ${f(qrMs)} ${f(row.numpy_qr_ms)} ${f(row.qr_ratio)}x | ${f(qrWasmMs)}`);
   }
   const outDir = join(dirname(fileURLToPath(import.meta.url)), 'results');
   mkdirSync(outDir, { recursive: true });
@@ -97,4 +109,4 @@ function main(): void {
   console.log(`wrote ${join(outDir, 'linalg.json')}`);
 }
 
-main();
+await main();

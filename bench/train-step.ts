@@ -3,7 +3,8 @@
  * for every registered optimizer, on wasm (and cpu with --cpu), with the optimizer's share and
  * the share spent refreshing eigenbases / inverse roots.
  *
- *   node --import tsx bench/train-step.ts [--steps 30] [--cpu] [--config configs/tiny.yaml]
+ *   node --import tsx bench/train-step.ts [--steps 30] [--cpu] [--config configs/tiny-adamw.yaml]
+ *                                         [--optimizers adamw,soap]
  * Prints a table and writes bench/results/train-step.json. Batches are synthetic (a fixed
  * token pattern): the data path is timed separately in the run directory's metrics.
  */
@@ -25,6 +26,7 @@ const flag = (name: string, fallback: string) => {
 const steps = Number(flag('--steps', '30'));
 const configFile = flag('--config', 'configs/tiny-adamw.yaml');
 const backends = argv.includes('--cpu') ? ['wasm', 'cpu'] : ['wasm'];
+const only = flag('--optimizers', OPTIMIZERS.map((e) => e.name).join(',')).split(',');
 const { config } = loadConfig(configFile, [parseOverride('data.train=x'), parseOverride('data.val=x')]);
 const t = config.train;
 const micro = t.micro_batch_size ?? t.batch_size;
@@ -34,7 +36,7 @@ const rows: Array<Record<string, string | number>> = [];
 for (const backend of backends) {
   await selectBackend(backend as 'wasm' | 'cpu');
   const n = backend === 'cpu' ? Math.min(steps, 3) : steps;
-  for (const entry of OPTIMIZERS) {
+  for (const entry of OPTIMIZERS.filter((e) => only.includes(e.name))) {
     const section = entry.name === config.optimizer.type ? config.optimizer : { type: entry.name, lr: config.optimizer.lr, decay: 'matrices' };
     const params = initParams(config.model, { seed: 0, namePrefix: `${backend}-${entry.name}/` });
     const optimizer = createOptimizer(section as { type: string });

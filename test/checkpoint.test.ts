@@ -1,5 +1,10 @@
+/**
+ * Checkpoints on disk: bit-exact round trips, every kind of damage skipped for the previous
+ * valid checkpoint, pruning, and a full disk that leaves the previous checkpoint usable.
+ * (tf-side restore and leak counts: checkpoint-state.test.ts; the format: checkpoint-format.test.ts.)
+ */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,11 +14,12 @@ import {
   loadLatestValidCheckpoint,
   pruneCheckpoints,
   saveCheckpoint,
+  type CheckpointInfo,
   type SaveInput,
+  type TensorEntry,
+  type TensorIndex,
 } from '../src/checkpoint/checkpoint.js';
-import type { TensorEntry } from '../src/checkpoint/tensor-file.js';
 import { SoapTrainError } from '../src/errors.js';
-import { acquireRunLock } from '../src/run/lock.js';
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -26,7 +32,8 @@ function tempRun(): string {
 /** Values that must survive bit for bit: NaN with a payload, −0, ±Inf, denormals, int extremes. */
 function awkwardTensors(step: number): Array<[string, TensorEntry]> {
   const f = new Float32Array([0, -0, Infinity, -Infinity, 1.4e-45, 3.4028234e38, step, Math.PI]);
-  new Uint32Array(f.buffer)[0] = 0x7fc00123; // NaN with a payload
+  new Uint32Array(f.buffer)[0] = 0x7fc00123; // quiet NaN with a payload
+  new Uint32Array(f.buffer)[7] = 0xffa00001; // negative signalling-pattern NaN
   return [
     ['params/w', { dtype: 'float32', shape: [2, 4], data: f }],
     ['params/b', { dtype: 'float32', shape: [3], data: new Float32Array([1, 2, 3]) }],
@@ -50,94 +57,173 @@ function input(step: number): SaveInput {
   };
 }
 
-test('save → load round-trips every bit, meta included', async () => {
+const ckpt = (run: string, step: number, file = '') => join(run, 'checkpoints', `step-${step}`, file);
+
+test('save → load round-trips every bit and the metadata, and leaves no temp folder', async () => {
   const run = tempRun();
-  await saveCheckpoint(run, input(4));
+  const saved = await saveCheckpoint(run, input(4));
+  assert.equal(saved.dir, ckpt(run, 4));
+  assert.equal(saved.reused, false);
   const loaded = loadLatestValidCheckpoint(run);
   assert.ok(loaded);
+  assert.equal(loaded.meta.format_version, 1);
   assert.equal(loaded.meta.step, 4);
+  assert.equal(loaded.meta.tokens_seen, 256);
+  assert.deepEqual(loaded.meta.rng, { seed: 3 });
   assert.deepEqual(loaded.meta.optimizer.counters, { w: { step: 4 } });
   for (const [key, entry] of awkwardTensors(4)) {
     const got = loaded.tensors.get(key);
     assert.ok(got, key);
     assert.equal(got.dtype, entry.dtype);
+    assert.equal(got.data.constructor, entry.data.constructor);
     assert.deepEqual(got.shape, entry.shape);
     assert.deepEqual(new Uint8Array(got.data.buffer), new Uint8Array(entry.data.buffer), key);
   }
-  assert.deepEqual(readdirSync(join(run, 'checkpoints')), ['step-4'], 'no temp folder left behind');
+  // The recorded digests are the files' own; every array starts on an 8-byte boundary.
+  const bin = readFileSync(ckpt(run, 4, 'tensors.bin'));
+  assert.equal(createHash('sha256').update(bin).digest('hex'), loaded.meta.files['tensors.bin'].sha256);
+  const index = JSON.parse(readFileSync(ckpt(run, 4, 'index.json'), 'utf8')) as TensorIndex;
+  assert.deepEqual(Object.values(index.tensors).map((e) => e.offset), [0, 32, 48]);
+  assert.deepEqual(readdirSync(join(run, 'checkpoints')), ['step-4']);
+  assert.deepEqual(readdirSync(ckpt(run, 4)).sort(), ['index.json', 'meta.json', 'tensors.bin']);
 });
 
-test('truncated, corrupted and half-written checkpoints are skipped for the previous valid one', async () => {
+test('truncated, corrupted and half-written checkpoints are skipped, newest first, for the previous valid one', async () => {
   const run = tempRun();
-  for (const step of [2, 4, 6, 8]) await saveCheckpoint(run, input(step));
-  truncateSync(join(run, 'checkpoints', 'step-8', 'tensors.bin'), 10);
-  const bin6 = join(run, 'checkpoints', 'step-6', 'tensors.bin');
-  const bytes = readFileSync(bin6);
-  bytes[5] ^= 0xff;
-  writeFileSync(bin6, bytes);
-  rmSync(join(run, 'checkpoints', 'step-4', 'meta.json')); // a crash before meta.json
-  mkdirSync(join(run, 'checkpoints', 'step-10')); // an empty folder
-  mkdirSync(join(run, 'checkpoints', '.tmp-step-12-999')); // a crash mid-write
+  for (const step of [2, 4, 6, 8, 10]) await saveCheckpoint(run, input(step));
+  truncateSync(ckpt(run, 10, 'tensors.bin'), 10);
+  const bin = readFileSync(ckpt(run, 8, 'tensors.bin'));
+  bin[5] ^= 0xff; // one flipped byte: same size, so only the checksum sees it
+  writeFileSync(ckpt(run, 8, 'tensors.bin'), bin);
+  const index = readFileSync(ckpt(run, 6, 'index.json'));
+  index[index.length - 3] ^= 0x01;
+  writeFileSync(ckpt(run, 6, 'index.json'), index);
+  rmSync(ckpt(run, 4, 'meta.json')); // a crash before meta.json
+  mkdirSync(ckpt(run, 12)); // an empty folder
+  mkdirSync(join(run, 'checkpoints', '.tmp-step-14-999')); // a crash mid-write: not even listed
   const skipped: string[] = [];
-  const loaded = loadLatestValidCheckpoint(run, (info) => skipped.push(`${info.step}: ${info.reason}`));
+  const loaded = loadLatestValidCheckpoint(run, {
+    onSkip: (info: CheckpointInfo, reason: string) => {
+      assert.equal(info.valid, false);
+      assert.equal(info.reason, reason);
+      skipped.push(`${info.step}: ${reason}`);
+    },
+  });
   assert.equal(loaded?.meta.step, 2);
   assert.deepEqual(skipped, [
-    '10: no meta.json (incomplete write)',
+    '12: no meta.json (incomplete write)',
     // 8 floats (32 bytes), 3 floats (12) padded to 48, then 2 ints: 56 bytes.
-    '8: tensors.bin has 10 bytes, expected 56 (truncated?)',
-    '6: tensors.bin checksum mismatch (corrupted)',
+    '10: tensors.bin has 10 bytes, expected 56 (truncated?)',
+    '8: tensors.bin checksum mismatch (corrupted)',
+    '6: index.json checksum mismatch (corrupted)',
     '4: no meta.json (incomplete write)',
   ]);
+  // The cheap listing sees truncation and missing files but not flipped bits; the full one does.
+  const validity = (full: boolean) => listCheckpoints(run, { full }).map((c) => `${c.step}:${c.valid ? 'ok' : 'bad'}`);
+  assert.deepEqual(validity(false), ['2:ok', '4:bad', '6:ok', '8:ok', '10:bad', '12:bad']);
+  assert.deepEqual(validity(true), ['2:ok', '4:bad', '6:bad', '8:bad', '10:bad', '12:bad']);
 });
 
-test('no valid checkpoint is a bad-input error naming the folder; no checkpoints at all is null', async () => {
+test('a torn or foreign meta.json is skipped with its reason', async () => {
+  const run = tempRun();
+  for (const step of [1, 2, 3]) await saveCheckpoint(run, input(step));
+  writeFileSync(ckpt(run, 3, 'meta.json'), '{"format_version": 1, "st');
+  const meta2 = JSON.parse(readFileSync(ckpt(run, 2, 'meta.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(ckpt(run, 2, 'meta.json'), JSON.stringify({ ...meta2, format_version: 99 }));
+  const reasons: string[] = [];
+  assert.equal(loadLatestValidCheckpoint(run, (_info, reason) => reasons.push(reason))?.meta.step, 1);
+  assert.deepEqual(reasons, ['meta.json is not valid JSON (torn write?)', 'unknown format_version 99 (this soap-train reads 1)']);
+});
+
+test('no valid checkpoint is a bad-input error naming the run; no checkpoint at all is null', async () => {
   const run = tempRun();
   assert.equal(loadLatestValidCheckpoint(run), null);
   await saveCheckpoint(run, input(2));
-  rmSync(join(run, 'checkpoints', 'step-2', 'index.json'));
+  rmSync(ckpt(run, 2, 'index.json'));
   assert.throws(
     () => loadLatestValidCheckpoint(run),
-    (err: unknown) => err instanceof SoapTrainError && err.exitCode === 2 && /checkpoints: no valid checkpoint among 1 \(step-2: index\.json is missing\)/.test(err.oneLine()),
+    (err: unknown) =>
+      err instanceof SoapTrainError &&
+      err.exitCode === 2 &&
+      err.oneLine().startsWith(`${join(run, 'checkpoints')}: no valid checkpoint among 1 (step-2: index.json is missing)`),
   );
+});
+
+test('saving a step that already has a valid checkpoint keeps it; an invalid one is replaced', async () => {
+  const run = tempRun();
+  await saveCheckpoint(run, input(2));
+  const again = await saveCheckpoint(run, input(2));
+  assert.equal(again.reused, true);
+  truncateSync(ckpt(run, 2, 'tensors.bin'), 3);
+  const replaced = await saveCheckpoint(run, input(2));
+  assert.equal(replaced.reused, false);
+  assert.equal(loadLatestValidCheckpoint(run)?.meta.step, 2);
+  assert.deepEqual(readdirSync(join(run, 'checkpoints')), ['step-2'], 'the invalid folder went through .trash and is gone');
 });
 
 test('prune keeps the newest k plus every keep_every step, and clears temp folders', async () => {
   const run = tempRun();
   for (const step of [1, 2, 3, 4, 5, 6, 7, 8]) await saveCheckpoint(run, input(step));
   mkdirSync(join(run, 'checkpoints', '.tmp-step-9-1'));
-  pruneCheckpoints(run, { keep: 2, keepEvery: 3 });
+  mkdirSync(join(run, 'checkpoints', '.trash-step-0-1'));
+  const removed = pruneCheckpoints(run, { keep: 2, keepEvery: 3 });
+  assert.deepEqual(removed, [1, 2, 4, 5].map((s) => ckpt(run, s)));
   assert.deepEqual(listCheckpoints(run, { full: true }).map((c) => c.step), [3, 6, 7, 8]);
-  assert.ok(!existsSync(join(run, 'checkpoints', '.tmp-step-9-1')));
+  assert.deepEqual(readdirSync(join(run, 'checkpoints')).sort(), ['step-3', 'step-6', 'step-7', 'step-8']);
 });
 
-test('disk full while writing: the previous checkpoint stays valid and the error says so', async () => {
+test('prune never removes the newest valid checkpoint, counts only valid ones, and refuses keep < 2', async () => {
   const run = tempRun();
-  await saveCheckpoint(run, input(2));
-  let calls = 0;
-  const failing = () => {
-    calls += 1;
-    if (calls === 2) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
-  };
-  await assert.rejects(
-    saveCheckpoint(run, input(4), failing),
-    (err: unknown) => err instanceof SoapTrainError && err.exitCode === 1 && /disk full while writing checkpoint step-4; .*step-2 stays valid/.test(err.message),
+  for (const step of [1, 2, 3, 4]) await saveCheckpoint(run, input(step));
+  truncateSync(ckpt(run, 4, 'tensors.bin'), 1); // newer but invalid: kept as evidence
+  rmSync(ckpt(run, 1, 'meta.json')); // older and invalid: removed
+  pruneCheckpoints(run, { keep: 2 });
+  assert.deepEqual(listCheckpoints(run).map((c) => `${c.step}:${c.valid}`), ['2:true', '3:true', '4:false']);
+  assert.throws(
+    () => pruneCheckpoints(run, { keep: 1 }),
+    (err: unknown) => err instanceof SoapTrainError && err.exitCode === 2 && err.field === 'checkpoint.keep',
   );
-  assert.deepEqual(readdirSync(join(run, 'checkpoints')), ['step-2']);
-  assert.equal(loadLatestValidCheckpoint(run)?.meta.step, 2);
 });
 
-test('a run directory in use is refused; a stale lock from a dead pid is taken over', () => {
+const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+
+for (const [what, failAt] of [
+  ['the tensors', 2],
+  ['index.json', 5],
+  ['meta.json', 6],
+] as const) {
+  test(`disk full while writing ${what}: the temp folder goes, the previous checkpoint stays valid and is named`, async () => {
+    const run = tempRun();
+    await saveCheckpoint(run, input(2));
+    const before = readFileSync(ckpt(run, 2, 'tensors.bin'));
+    let calls = 0;
+    // Writes of a save: w (1), padding (2), b (3), count (4), index.json (5), meta.json (6).
+    const failing = (_fd: number, _buf: Uint8Array) => {
+      calls += 1;
+      if (calls === failAt) throw enospc();
+    };
+    await assert.rejects(
+      saveCheckpoint(run, input(4), { write: failing }),
+      (err: unknown) =>
+        err instanceof SoapTrainError &&
+        err.exitCode === 1 &&
+        err.message === `disk full while writing checkpoint step-4; the previous checkpoint ${ckpt(run, 2)} stays valid`,
+    );
+    assert.equal(calls, failAt);
+    assert.deepEqual(readdirSync(join(run, 'checkpoints')), ['step-2']);
+    assert.deepEqual(readFileSync(ckpt(run, 2, 'tensors.bin')), before);
+    assert.equal(loadLatestValidCheckpoint(run)?.meta.step, 2);
+  });
+}
+
+test('disk full on the very first checkpoint says there is no earlier one; other errors pass through', async () => {
   const run = tempRun();
-  const lock = acquireRunLock(run);
-  // A live owner: this very process, seen from a second holder, is refused.
-  writeFileSync(lock.path, JSON.stringify({ pid: process.ppid, hostname: JSON.parse(readFileSync(lock.path, 'utf8')).hostname, started_at: 'x' }));
-  assert.throws(() => acquireRunLock(run), /in use by pid \d+/);
-  const child = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-  const deadPid = Number(child.stdout);
-  const owner = JSON.parse(readFileSync(lock.path, 'utf8')) as { hostname: string };
-  writeFileSync(lock.path, JSON.stringify({ pid: deadPid, hostname: owner.hostname, started_at: 'x' }));
-  const taken = acquireRunLock(run);
-  assert.equal(taken.tookOverStaleFrom, deadPid);
-  taken.release();
-  assert.ok(!existsSync(taken.path));
+  await assert.rejects(
+    saveCheckpoint(run, input(2), { write: () => { throw enospc(); } }),
+    (err: unknown) => err instanceof SoapTrainError && err.exitCode === 1 && /there is no earlier checkpoint/.test(err.message),
+  );
+  const broken = { ...input(4), tensors: [['params/x', { dtype: 'float32', shape: [3], data: new Float32Array(2) }]] as Array<[string, TensorEntry]> };
+  await assert.rejects(saveCheckpoint(run, broken), /2 values for shape \[3\]/);
+  assert.deepEqual(readdirSync(join(run, 'checkpoints')), []);
+  assert.ok(!existsSync(ckpt(run, 4)));
 });

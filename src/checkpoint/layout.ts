@@ -77,10 +77,12 @@ export interface CheckpointInfo {
   reason?: string;
 }
 
+/** `<runDir>/checkpoints`, the folder holding every `step-<N>`. */
 export function checkpointsDir(runDir: string): string {
   return join(runDir, 'checkpoints');
 }
 
+/** `step-<N>`: a checkpoint folder's name. */
 export function stepDirName(step: number): string {
   return `step-${step}`;
 }

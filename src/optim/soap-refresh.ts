@@ -1,12 +1,17 @@
 /**
- * SOAP's eigenbasis computations, on the host in float64 (called inside ctx.time('refresh')):
- * the initial eigendecomposition and the periodic refresh of the reference `soap.py`
- * (`get_orthogonal_matrix` and `get_orthogonal_matrix_QR`).
+ * SOAP's eigenbasis computations (called inside ctx.time('refresh')): the initial
+ * eigendecomposition (host float64 eigh, once per parameter) and the periodic refresh of the
+ * reference `soap.py` (`get_orthogonal_matrix` and `get_orthogonal_matrix_QR`). The refresh
+ * runs in float32 on the device like the reference (its power step, Rayleigh quotients and
+ * torch.linalg.qr are float32): plain matMuls for P·Q and the transitions, and a blocked
+ * Householder QR whose block updates are matMuls too. Only the n Rayleigh quotients and the
+ * QR's narrow panels travel to the host.
  */
 import { tf } from '../tf.js';
 import { eigh } from './linalg/eigh.js';
-import { argsortDescending, matmul, permuteColumns, symmetrize, transpose } from './linalg/matrix.js';
+import { argsortDescending, symmetrize, transpose } from './linalg/matrix.js';
 import { householderQ } from './linalg/qr.js';
+import { deviceHouseholderQ } from './linalg/qr-device.js';
 import { hostToTensor, permuteAxis, type AxisMatrix } from './tensor-modes.js';
 
 type Tensor = tf.Tensor;
@@ -70,21 +75,32 @@ export function refreshBases(
       return;
     }
     const n = workShape[i];
-    const stat = readStatistic(tensors[`GG_${i}`], n);
-    const qOld = Float64Array.from(tensors[`Q_${i}`].dataSync());
-    const pq = matmul(stat, qOld, n, n, n);
-    const rayleigh = new Float64Array(n);
-    for (let k = 0; k < n; k++) {
-      const row = k * n;
-      for (let j = 0; j < n; j++) rayleigh[j] += qOld[row + j] * pq[row + j];
-    }
-    const order = argsortDescending(rayleigh);
+    const stat = tensors[`GG_${i}`] as tf.Tensor2D;
+    const qOld = tensors[`Q_${i}`] as tf.Tensor2D;
+    const qOldT = tensors[`QT_${i}`] as tf.Tensor2D;
+    // Float32 on the device, like the reference: PQ = P·Q (one plain matMul), and the Rayleigh
+    // quotients diag(QᵀPQ) as the column sums of Q ⊙ PQ, so QᵀPQ is never formed. Only the
+    // n quotients come to the host, to be sorted.
+    const pq = tf.matMul(stat, qOld);
+    const rayleigh = tf.sum(tf.mul(qOld, pq), 0);
+    const order = argsortDescending(rayleigh.dataSync());
+    rayleigh.dispose();
     v = permuteAxis(v, i, order);
-    const qNew = householderQ(permuteColumns(pq, n, n, order), n, n);
-    const qNewT = transpose(qNew, n, n);
-    const a = matmul(qNewT, qOld, n, n, n);
-    bases.push(basisFromHost(qNew, n));
-    transitions.push({ m: hostToTensor(a, [n, n]), mT: hostToTensor(transpose(a, n, n), [n, n]) });
+    const sorted = tf.gather(pq, tf.tensor1d(order, 'int32'), 1) as tf.Tensor2D;
+    const qNew = orthonormalFactor(sorted, n);
+    const qNewT = tf.transpose(qNew);
+    bases.push({ q: qNew, qT: qNewT });
+    // A = Q_newᵀ·Q_old and Aᵀ = Q_oldᵀ·Q_new, both plain matMuls with the stored transposes.
+    transitions.push({ m: tf.matMul(qNewT, qOld), mT: tf.matMul(qOldT, qNew) });
   });
   return { bases, transitions, expAvgSq: v };
+}
+
+/** Below this size the float64 host QR is as fast as the device one (op overhead) and more exact. */
+const DEVICE_QR_MIN = 64;
+
+/** Q of qr(a) for a square n×n float32 tensor: device-blocked for large n, host float64 for small. */
+function orthonormalFactor(a: tf.Tensor2D, n: number): tf.Tensor2D {
+  if (n >= DEVICE_QR_MIN) return deviceHouseholderQ(a);
+  return hostToTensor(householderQ(a.dataSync(), n, n), [n, n]) as tf.Tensor2D;
 }

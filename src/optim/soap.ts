@@ -12,8 +12,9 @@
  *                 L ← β_s L + (1−β_s) G Gᵀ ; R likewise
  *                 every f-th t: Rayleigh sort + power step + QR per factor (refresh.ts)
  *
- * Statistics and bases are float32 tensors used on device every step; eigh and QR run in
- * float64 on the host, inside ctx.time('refresh', …).
+ * Statistics and bases are float32 tensors used on device every step. The first basis comes
+ * from a float64 host eigh; the periodic refresh runs in float32 on the device like the
+ * reference (soap-refresh.ts), both inside ctx.time('refresh', …).
  */
 import { z } from 'zod';
 import { tf } from '../tf.js';
@@ -132,13 +133,10 @@ export function soapRule(config: SoapConfig): UpdateRule {
       const g = tf.reshape(grad, workShape);
       const tensors = { ...state.tensors };
       const updateStatistics = (): void => {
-        preconditioned.forEach((p, i) => {
-          if (!p) return;
-          const stat = axisStatistic(g, i);
-          tensors[`GG_${i}`] =
-            state.counters.initialized === 0
-              ? tf.mul(stat, 1 - shampooBeta)
-              : tf.add(tf.mul(tensors[`GG_${i}`], shampooBeta), tf.mul(stat, 1 - shampooBeta));
+        const stats = scaledStatistics(g, preconditioned, 1 - shampooBeta);
+        stats.forEach((stat, i) => {
+          if (!stat) return;
+          tensors[`GG_${i}`] = state.counters.initialized === 0 ? stat : tf.add(tf.mul(tensors[`GG_${i}`], shampooBeta), stat);
         });
       };
 
@@ -165,7 +163,8 @@ export function soapRule(config: SoapConfig): UpdateRule {
       }
       const stepSize = config.correct_bias ? (lr * Math.sqrt(1 - beta2 ** step)) / (1 - beta1 ** step) : lr;
       let next = tf.sub(param, tf.mul(tf.reshape(direction, param.shape), stepSize));
-      if (ctx.decay && config.weight_decay > 0) next = tf.sub(next, tf.mul(next, lr * config.weight_decay));
+      // W − lr·wd·W as one multiply by (1 − lr·wd): same value up to float32 rounding, one op fewer.
+      if (ctx.decay && config.weight_decay > 0) next = tf.mul(next, 1 - lr * config.weight_decay);
 
       updateStatistics();
       let expAvgNext: Tensor = expAvg;
@@ -189,6 +188,21 @@ export function soapRule(config: SoapConfig): UpdateRule {
       return soapStateBytes(shape, config);
     },
   };
+}
+
+/**
+ * Each preconditioned axis's statistic already multiplied by `weight` = 1 − β_s (null elsewhere).
+ * For a matrix, G is scaled once by √weight and transposed once, and both L = G̃·G̃ᵀ and
+ * R = G̃ᵀ·G̃ are plain matMuls on that pair; this saves the scalar multiply of each n×n
+ * statistic and a second transpose (small tensors make op count, not flops, the cost).
+ */
+function scaledStatistics(g: Tensor, preconditioned: boolean[], weight: number): Array<Tensor | null> {
+  if (g.rank === 2) {
+    const gs = tf.mul(g, Math.sqrt(weight)) as tf.Tensor2D;
+    const gsT = tf.transpose(gs);
+    return [preconditioned[0] ? tf.matMul(gs, gsT) : null, preconditioned[1] ? tf.matMul(gsT, gs) : null];
+  }
+  return preconditioned.map((p, i) => (p ? tf.mul(axisStatistic(g, i), weight) : null));
 }
 
 /** The state entries of one axis's basis: Q_i and its transpose QT_i. */

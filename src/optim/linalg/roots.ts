@@ -11,6 +11,16 @@ import { eigh } from './eigh.js';
  * ε > 0. With ε = 0 a singular A throws rather than returning infinities.
  */
 export function inverseRoot(a: ArrayLike<number>, n: number, p: number, epsilon: number): Float64Array {
+  const { vectors, scaled } = inverseRootFactors(a, n, p, epsilon);
+  return reassemble(vectors, scaled, n);
+}
+
+/**
+ * The factors of `inverseRoot` before reassembly: the eigenvectors V (n×n row-major, columns)
+ * and f = (max(λ, 0) + ε)^(−1/p), so that the root is V·diag(f)·Vᵀ. Callers with a fast
+ * matMul (Shampoo on the device) reassemble themselves; same checks as `inverseRoot`.
+ */
+export function inverseRootFactors(a: ArrayLike<number>, n: number, p: number, epsilon: number): { vectors: Float64Array; scaled: Float64Array } {
   if (!(p > 0)) throw new Error(`inverseRoot: root must be positive, got ${p}`);
   const { values, vectors } = eigh(a, n);
   const scaled = new Float64Array(n);
@@ -19,7 +29,7 @@ export function inverseRoot(a: ArrayLike<number>, n: number, p: number, epsilon:
     if (!(lam > 0)) throw new Error('inverseRoot: singular matrix and epsilon = 0');
     scaled[j] = lam ** (-1 / p);
   }
-  return reassemble(vectors, scaled, n);
+  return { vectors, scaled };
 }
 
 /** V·diag(f)·Vᵀ for an n×n row-major V, exploiting symmetry (only the upper triangle is summed). */
