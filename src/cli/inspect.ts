@@ -7,7 +7,7 @@
 import { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { listCheckpoints } from '../checkpoint/checkpoint.js';
+import { checkpointBytes, listCheckpoints } from '../checkpoint/checkpoint.js';
 import { INDEX_FILE, type TensorIndex } from '../checkpoint/tensor-file.js';
 import { badInput } from '../errors.js';
 import type { ModelConfig } from '../model/config.js';
@@ -24,6 +24,8 @@ export interface InspectReport {
   weights_bytes: number;
   /** Optimizer state bytes per registered optimizer (the config's own section for its type, defaults for the rest). */
   optimizer_state_bytes: Record<string, number>;
+  /** Size of one checkpoint (parameters + this config's optimizer state + index). */
+  checkpoint_bytes: number;
   optimizer: string;
 }
 
@@ -31,10 +33,12 @@ export function inspectConfig(model: ModelConfig, optimizerSection: { type: stri
   const shapes = Object.values(paramShapes(model));
   const counts = countParams(model);
   const optimizerStateBytes: Record<string, number> = {};
+  let checkpoint = 0;
   for (const entry of OPTIMIZERS) {
     const section = entry.name === optimizerSection.type ? optimizerSection : { type: entry.name };
     const opt = createOptimizer(section);
     optimizerStateBytes[entry.name] = shapes.reduce((sum, shape) => sum + opt.stateBytes(shape), 0);
+    if (entry.name === optimizerSection.type) checkpoint = checkpointBytes(paramShapes(model), (shape) => opt.stateBytes(shape)).total;
     opt.dispose();
   }
   return {
@@ -45,6 +49,7 @@ export function inspectConfig(model: ModelConfig, optimizerSection: { type: stri
     tokens_per_step: tokensPerStep,
     weights_bytes: 4 * counts.total,
     optimizer_state_bytes: optimizerStateBytes,
+    checkpoint_bytes: checkpoint,
     optimizer: optimizerSection.type,
   };
 }
@@ -63,6 +68,7 @@ export function formatInspect(r: InspectReport): string {
     ...Object.entries(r.optimizer_state_bytes).map(
       ([name, bytes]) => `  ${name.padEnd(10)} ${fmtBytes(bytes).padStart(11)}  (${(bytes / r.weights_bytes).toFixed(2)}× weights)${name === r.optimizer ? '  ← this config' : ''}`,
     ),
+    `checkpoint   ${fmtBytes(r.checkpoint_bytes)} per step-<N>/ folder (weights + ${r.optimizer} state)`,
   ];
   return `${lines.join('\n')}\n`;
 }
