@@ -74,10 +74,13 @@ test('SIGKILL at seeded random crash points (steps and checkpoint writes): every
   let seed = 12345;
   const nextPoint = () => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31;
-    return 1 + (seed % total);
+    return 1 + Math.floor((seed / 2 ** 31) * total); // high bits: the LCG's low bits cycle
   };
-  // SOAP_TRAIN_CRASH_TRIALS raises the count for a longer sweep outside CI.
-  const points = Array.from({ length: Number(process.env.SOAP_TRAIN_CRASH_TRIALS ?? 8) }, nextPoint);
+  // Distinct points; SOAP_TRAIN_CRASH_TRIALS raises the count for a longer sweep outside CI.
+  const trials = Math.min(total, Number(process.env.SOAP_TRAIN_CRASH_TRIALS ?? 8));
+  const chosen = new Set<number>();
+  while (chosen.size < trials) chosen.add(nextPoint());
+  const points = [...chosen];
   for (const [i, point] of points.entries()) {
     const name = `kill${i}`;
     const killed = run(exp, ['--name', name], { SOAP_TRAIN_CRASH_AT: String(point) });

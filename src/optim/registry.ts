@@ -92,10 +92,11 @@ export function createOptimizer(config: { type: string } & Record<string, unknow
   const parsed = found.schema.safeParse(config);
   if (!parsed.success) {
     const first = parsed.error.issues[0];
-    throw new OptimizerConfigError(
-      `optimizer.${first.path.join('.')}: ${first.message}`,
-      parsed.error.issues,
-    );
+    const [path, message] =
+      first.code === 'unrecognized_keys'
+        ? [[...first.path, first.keys[0]], `unknown key (allowed: ${Object.keys(found.schema.shape).join(', ')})`]
+        : [first.path, first.message];
+    throw new OptimizerConfigError(`optimizer.${path.join('.')}: ${message}`, parsed.error.issues);
   }
   const valid = parsed.data as Record<string, unknown> & { lr: number; decay: 'all' | 'matrices' };
   return new RuleOptimizer(found.build(valid), { type: found.name, lr: valid.lr, decay: valid.decay, config: valid });
