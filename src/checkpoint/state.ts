@@ -42,19 +42,9 @@ export async function* snapshotTensors(
   }
 }
 
-/** `snapshotTensors` of a RuleOptimizer's state. */
-export function trainingTensors(params: Record<string, tf.Tensor>, optimizer: RuleOptimizer): AsyncIterable<[string, TensorEntry]> {
-  return snapshotTensors(params, optimizer.stateEntries());
-}
-
 /** Per-parameter counters (SOAP's `step`, …) for meta.json. */
 export function countersOf(states: ReadonlyArray<[string, ParamState]>): Record<string, Record<string, number>> {
   return Object.fromEntries(states.map(([name, s]) => [name, { ...s.counters }]));
-}
-
-/** `countersOf` a RuleOptimizer's state. */
-export function optimizerCounters(optimizer: RuleOptimizer): Record<string, Record<string, number>> {
-  return countersOf(optimizer.stateEntries());
 }
 
 /** Everything a checkpoint holds, as the trainer has it (camelCase; meta.json is snake_case). */

@@ -26,8 +26,8 @@ import { JsonlWriter } from '../run/jsonl.js';
 import type { RunPaths } from '../run/run-dir.js';
 import { writeFileAtomic } from '../run/atomic.js';
 import { crashPoint, crashPointsPassed } from '../run/fault.js';
-import { pruneCheckpoints, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
-import { optimizerCounters, restoreOptimizer, restoreParams, trainingTensors } from '../checkpoint/state.js';
+import { pruneCheckpoints, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import { restoreOptimizer, restoreParams, saveTrainingCheckpoint } from '../checkpoint/state.js';
 import { SoapTrainError } from '../errors.js';
 import { evaluate } from './evaluate.js';
 import { createProgress, type Progress } from './progress.js';
@@ -120,17 +120,17 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
   /** Writes a checkpoint of the state after `step` steps and prunes old ones. */
   const checkpoint = async (): Promise<void> => {
     if (lastSaved === step) return;
-    const meta: Omit<CheckpointMeta, 'files' | 'created_at' | 'format_version'> = {
+    const saved = await saveTrainingCheckpoint(paths.dir, {
       step,
-      tokens_seen: step * tokensPerStep,
-      wall_clock_s: clock,
+      tokensSeen: step * tokensPerStep,
+      wallClockS: clock,
       rng: { seed: t.seed },
       schedule: { step, lr: config.optimizer.lr * schedule(step) },
-      optimizer: { type: config.optimizer.type, config: config.optimizer, counters: optimizerCounters(optimizer) },
-      model_config: config.model,
+      modelConfig: config.model,
       progress: { last_train_loss: lastLoss, last_val_loss: lastVal, best_val_loss: bestVal, last_eval_step: lastEvalStep, eval_s: evalS },
-    };
-    const saved = await saveCheckpoint(paths.dir, { ...meta, tensors: trainingTensors(params, optimizer) });
+      params,
+      optimizer: { type: config.optimizer.type, config: config.optimizer, states: optimizer.stateEntries() },
+    });
     checkpointS += saved.ms / 1000;
     lastSaved = step;
     const removed = pruneCheckpoints(paths.dir, { keep: config.checkpoint.keep, keepEvery: config.checkpoint.keep_every });
