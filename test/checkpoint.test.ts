@@ -5,10 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import {
   listCheckpoints,
   loadLatestValidCheckpoint,
@@ -20,14 +19,9 @@ import {
   type TensorIndex,
 } from '../src/checkpoint/checkpoint.js';
 import { SoapTrainError } from '../src/errors.js';
+import { tempDirs } from './helpers/tmp.js';
 
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function tempRun(): string {
-  const d = mkdtempSync(join(tmpdir(), 'soap-ckpt-'));
-  dirs.push(d);
-  return d;
-}
+const tempRun = tempDirs('soap-ckpt-');
 
 /** Values that must survive bit for bit: NaN with a payload, −0, ±Inf, denormals, int extremes. */
 function awkwardTensors(step: number): Array<[string, TensorEntry]> {

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig, mergeTrees, parseOverride } from '../src/config/load.js';
 import { SoapTrainError } from '../src/errors.js';
 import { buildSchedule } from '../src/schedule/index.js';
+import { tempDirs } from './helpers/tmp.js';
 
 const BASE = `
 model: {vocab_size: 256, d_model: 32, n_layers: 2, n_heads: 2, mlp_hidden: 64}
@@ -14,8 +14,10 @@ optimizer: {type: adamw, lr: 1.0e-3}
 train: {steps: 10, batch_size: 4, seq_len: 16}
 `;
 
+const tmp = tempDirs('soap-cfg-');
+
 function writeConfig(text: string, name = 'c.yaml'): string {
-  const dir = mkdtempSync(join(tmpdir(), 'soap-cfg-'));
+  const dir = tmp();
   const file = join(dir, name);
   writeFileSync(file, text);
   return file;

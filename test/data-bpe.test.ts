@@ -1,23 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { openTokenDataset } from '../src/data/dataset.js';
 import { prepareDataset } from '../src/data/prepare.js';
 import { readShardHeader } from '../src/data/shard-format.js';
 import { loadTokenizer } from '../src/data/tokenizers/index.js';
+import { tempDirs } from './helpers/tmp.js';
 
-/** Temp folders made by this file, removed when its tests are done (pass or fail). */
-const made: string[] = [];
-const tmp = () => {
-  const dir = mkdtempSync(join(tmpdir(), 'soap-bpe-'));
-  made.push(dir);
-  return dir;
-};
-after(() => {
-  for (const dir of made) rmSync(dir, { recursive: true, force: true });
-});
+const tmp = tempDirs('soap-bpe-');
 
 /** Twelve short documents in a JSONL file, enough for several batches of a tiny batch size. */
 function jsonlCorpus(): string {

@@ -1,27 +1,18 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { openTokenDataset } from '../src/data/dataset.js';
 import { prepareDataset, type DatasetMeta } from '../src/data/prepare.js';
 import { BYTE_EOT, ByteTokenizer } from '../src/data/tokenizers/byte.js';
 import { SoapTrainError } from '../src/errors.js';
+import { tempDirs } from './helpers/tmp.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
-/** Temp folders made by this file, removed when its tests are done (pass or fail). */
-const made: string[] = [];
-const tmp = () => {
-  const dir = mkdtempSync(join(tmpdir(), 'soap-prep-'));
-  made.push(dir);
-  return dir;
-};
-after(() => {
-  for (const dir of made) rmSync(dir, { recursive: true, force: true });
-});
+const tmp = tempDirs('soap-prep-');
 const tok = new ByteTokenizer();
 
 /** A small corpus: three .txt files (one empty), one JSONL with two docs, and an ignored .json. */

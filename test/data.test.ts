@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { openTokenDataset, BLOCK_TOKENS, DIRECT_MAX } from '../src/data/dataset.js';
 import { expandGlobs } from '../src/data/glob.js';
 import { evalBatch, trainBatch } from '../src/data/sampler.js';
@@ -12,17 +11,9 @@ import { checkModelVocab, datasetVocab } from '../src/data/vocab.js';
 import { prepareDataset, META_FORMAT } from '../src/data/prepare.js';
 import { SoapTrainError } from '../src/errors.js';
 import { soapTrain, tinyExperiment, writeTestShard } from './helpers/tiny-run.js';
+import { tempDirs } from './helpers/tmp.js';
 
-/** Temp folders made by this file, removed when its tests are done (pass or fail). */
-const made: string[] = [];
-const tmp = () => {
-  const dir = mkdtempSync(join(tmpdir(), 'soap-data-'));
-  made.push(dir);
-  return dir;
-};
-after(() => {
-  for (const dir of made) rmSync(dir, { recursive: true, force: true });
-});
+const tmp = tempDirs('soap-data-');
 
 /** A shard written field by field with a DataView: the layout the tests pin, independent of the writer. */
 function handShard(magic: number, version: number, count: number, tokens: number[], tokenBytes: 2 | 4): Uint8Array {
@@ -255,7 +246,6 @@ test('shards without a soap-train meta.json skip the vocabulary check; disagreei
 
 test('training on a bad shard exits 2 with one line naming the file, before a run directory exists', () => {
   const exp = tinyExperiment();
-  made.push(exp.dir);
   const shard = join(exp.dir, 'data', 'train_000000.bin');
   writeFileSync(shard, handShard(20240520, 1, 9, [1, 2], 2));
   const r = soapTrain(['--config', exp.config, '--name', 'bad'], exp.dir);

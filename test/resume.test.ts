@@ -6,13 +6,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { BIN, soapTrain, tinyExperiment, type TinyExperiment } from './helpers/tiny-run.js';
-
-const made: string[] = [];
-after(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 const OPTIMIZERS: Record<string, string> = {
   adamw: 'optimizer: {type: adamw, lr: 1.0e-2}',
@@ -23,7 +20,6 @@ const OPTIMIZERS: Record<string, string> = {
 
 function experiment(optimizer: string, backend = 'cpu'): TinyExperiment {
   const exp = tinyExperiment('checkpoint: {interval: 2, keep: 2}', OPTIMIZERS[optimizer]);
-  made.push(exp.dir);
   return { ...exp, config: exp.config, dir: exp.dir, backend } as TinyExperiment & { backend: string };
 }
 

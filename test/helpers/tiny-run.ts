@@ -4,10 +4,13 @@
  * trains a very small model for a few steps.
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tempDirs } from './tmp.js';
+
+/** Experiments live in temp folders removed when the importing test file is done. */
+const runDirs = tempDirs('soap-run-');
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = join(REPO, 'bin', 'soap-train');
@@ -36,7 +39,7 @@ export interface TinyExperiment {
 }
 
 export function tinyExperiment(extraYaml = '', optimizer = 'optimizer: {type: adamw, lr: 1.0e-2}'): TinyExperiment {
-  const dir = mkdtempSync(join(tmpdir(), 'soap-run-'));
+  const dir = runDirs();
   mkdirSync(join(dir, 'data'));
   writeTestShard(join(dir, 'data', 'train_000000.bin'), sampleText(20000));
   writeTestShard(join(dir, 'data', 'val_000000.bin'), sampleText(4000));
