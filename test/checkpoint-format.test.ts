@@ -3,20 +3,14 @@
  * and the index and file damage the reader refuses (always a bad-input error naming the file).
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { readTensorFile, writeTensorFile, type TensorEntry, type TensorIndex } from '../src/checkpoint/tensor-file.js';
 import { SoapTrainError } from '../src/errors.js';
+import { tempDirs } from './helpers/tmp.js';
 
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'soap-tensor-file-'));
-  dirs.push(d);
-  return d;
-}
+const tempDir = tempDirs('soap-tensor-file-');
 
 const f32 = (...v: number[]): TensorEntry => ({ dtype: 'float32', shape: [v.length], data: new Float32Array(v) });
 const ENTRIES: Array<[string, TensorEntry]> = [

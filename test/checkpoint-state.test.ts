@@ -4,24 +4,18 @@
  * bit and without leaking tensors; `checkpointBytes` predicts the file size without allocating.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { checkpointBytes, loadLatestValidCheckpoint } from '../src/checkpoint/checkpoint.js';
 import { restoreOptimizer, restoreParams, saveTrainingCheckpoint, snapshotTensors } from '../src/checkpoint/state.js';
 import { initParams, modelSchema, paramShapes } from '../src/model/index.js';
 import { createOptimizer } from '../src/optim/registry.js';
 import type { ParamState } from '../src/optim/types.js';
 import { tf } from '../src/tf.js';
+import { tempDirs } from './helpers/tmp.js';
 
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function tempRun(): string {
-  const d = mkdtempSync(join(tmpdir(), 'soap-ckpt-state-'));
-  dirs.push(d);
-  return d;
-}
+const tempRun = tempDirs('soap-ckpt-state-');
 
 const model = modelSchema.parse({ vocab_size: 16, d_model: 8, n_layers: 2, n_heads: 2, mlp_hidden: 16 });
 const bits = (t: tf.Tensor) => new Uint8Array((t.dataSync() as Float32Array).slice().buffer);

@@ -5,22 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SoapTrainError } from '../src/errors.js';
 import { commitDirAtomic, writeFileAtomic } from '../src/run/atomic.js';
 import { acquireRunLock } from '../src/run/lock.js';
+import { tempDirs } from './helpers/tmp.js';
 
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-function tempRun(): string {
-  const d = mkdtempSync(join(tmpdir(), 'soap-lock-'));
-  dirs.push(d);
-  return d;
-}
+const tempRun = tempDirs('soap-lock-');
 
 const LOCK_MODULE = fileURLToPath(new URL('../src/run/lock.ts', import.meta.url));
 /** Node running `code` (an ES module that may import the lock module as `lock`). */
