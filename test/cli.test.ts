@@ -39,6 +39,16 @@ test('a CLI run of a few steps writes a complete run directory', () => {
   assert.equal(summary.steps, 6);
   assert.equal(summary.final_val_loss, evals[1].val_loss);
   assert.ok(jsonl(join(run, 'log.jsonl')).some((e) => e.event === 'backend'));
+
+  // The end-of-run checkpoint, as `inspect runs/<name>` lists it: AdamW keeps two moments per
+  // parameter, so each group's state is twice its weights (wq: 16×16 floats → 2·1024 bytes).
+  const inspected = soapTrain(['inspect', run, '--json'], exp.dir);
+  assert.equal(inspected.status, 0, inspected.stderr);
+  const [checkpoint] = JSON.parse(inspected.stdout) as Array<{ step: number; valid: boolean; optimizer_state_bytes: Record<string, number> }>;
+  assert.equal(checkpoint.step, 6);
+  assert.equal(checkpoint.valid, true);
+  assert.equal(checkpoint.optimizer_state_bytes['blocks.*.attn.wq'], 2 * 16 * 16 * 4);
+  assert.equal(checkpoint.optimizer_state_bytes.tok_emb, 2 * 256 * 16 * 4);
 });
 
 test('bad input exits 2 with one line and writes nothing', () => {
