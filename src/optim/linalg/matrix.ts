@@ -47,13 +47,6 @@ export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k:
   return c;
 }
 
-/** A float64 copy of any numeric array (e.g. a tensor's `dataSync()` result). */
-export function toFloat64(a: ArrayLike<number>): Float64Array {
-  const out = new Float64Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i];
-  return out;
-}
-
 /** max |aᵢⱼ|, the scale against which tolerances and convergence are judged. */
 export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
@@ -86,16 +79,6 @@ export function symmetrize(a: ArrayLike<number>, n: number): Float64Array {
       out[i * n + j] = v;
       out[j * n + i] = v;
     }
-  }
-  return out;
-}
-
-/** The columns of an m×n row-major matrix reordered: output column j is input column order[j]. */
-export function permuteColumns(a: ArrayLike<number>, m: number, n: number, order: ArrayLike<number>): Float64Array {
-  const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    const row = i * n;
-    for (let j = 0; j < n; j++) out[row + j] = a[row + order[j]];
   }
   return out;
 }
