@@ -1,7 +1,13 @@
 /**
- * soap-train as a library: `import { createOptimizer, tf } from 'soap-train'`.
+ * soap-train as a library: `import { createOptimizer, runExperiment, loadConfig, tf } from 'soap-train'`.
  */
 export { tf } from './tf.js';
 export { createOptimizer, OPTIMIZERS, optimizerNames, OptimizerConfigError } from './optim/registry.js';
 export { RuleOptimizer } from './optim/rule-optimizer.js';
 export type { UpdateRule, ParamState, UpdateContext, UpdateResult } from './optim/types.js';
+export { loadConfig, parseOverride, type LoadedConfig, type Override } from './config/load.js';
+export type { ExperimentConfig } from './config/schema.js';
+export { runExperiment, loadRunConfig, type RunOptions } from './run/experiment.js';
+export type { RunSummary, RunProgress } from './train/run-progress.js';
+export type { RunEvent, RunEventHandler } from './train/events.js';
+export { SoapTrainError } from './errors.js';

@@ -56,6 +56,9 @@ export interface CheckpointMeta {
     best_val_loss: number | null;
     last_eval_step: number;
     eval_s: number;
+    /** Added after format 1 was fixed; absent in older checkpoints (read as 0). */
+    checkpoint_s?: number;
+    bad_steps_in_a_row?: number;
   };
   /** Size and SHA-256 of every other file in the folder (`tensors.bin`, `index.json`). */
   files: Record<string, FileDigest>;

@@ -45,9 +45,9 @@ export interface Manifest {
   pid: number;
 }
 
-export function buildManifest(configFile: string, backend: { name: string; reason: string }): Manifest {
+export function buildManifest(configFile: string, backend: { name: string; reason: string }, argv = process.argv.slice(2)): Manifest {
   return {
-    argv: process.argv.slice(2),
+    argv,
     version: packageVersion(),
     git_commit: gitCommit(),
     config_file: configFile,

@@ -1,18 +1,18 @@
 /**
  * The training loop, readable in one sitting:
  *
- *   params, optimizer, step ← a checkpoint, or a fresh initialisation
+ *   params, optimizer, progress ← a checkpoint, or a fresh initialisation
  *   while step < steps:
  *       lr ← peak · schedule(step)
  *       loss, ‖g‖ ← trainStep(batches(seed, step))       (skipped if non-finite)
- *       every log_interval: a metrics.jsonl row, a progress line
+ *       every log_interval: a metrics.jsonl row, a `step` event
  *       every eval_interval: validation loss → eval.jsonl
- *       every checkpoint.interval, on SIGINT/SIGTERM and at the end: a checkpoint
+ *       when the checkpoint manager says so, on abort and at the end: a checkpoint
  *   summary.json
  *
  * Batches are a pure function of (seed, step) and the schedule of the step, so a checkpoint's
- * parameters, optimizer state and step are all a resumed run needs to continue bit for bit.
- * Evaluation and checkpoint writing are kept out of the training clock (`wall_s`).
+ * parameters, optimizer state and progress are all a resumed run needs to continue bit for bit.
+ * Evaluation and checkpoint writing are kept out of the training clock (`train_s`).
  */
 import type { Logger } from 'pino';
 import { tf } from '../tf.js';
@@ -25,12 +25,14 @@ import { buildSchedule } from '../schedule/index.js';
 import { JsonlWriter } from '../run/jsonl.js';
 import type { RunPaths } from '../run/run-dir.js';
 import { writeFileAtomic } from '../run/atomic.js';
-import { crashPoint, crashPointsPassed } from '../run/fault.js';
-import { pruneCheckpoints, type LoadedCheckpoint } from '../checkpoint/checkpoint.js';
-import { restoreOptimizer, restoreParams, saveTrainingCheckpoint } from '../checkpoint/state.js';
+import { crashPoint } from '../run/fault.js';
+import type { LoadedCheckpoint } from '../checkpoint/checkpoint.js';
+import { CheckpointManager } from '../checkpoint/manager.js';
+import { restoreOptimizer, restoreParams } from '../checkpoint/state.js';
 import { SoapTrainError } from '../errors.js';
 import { evaluate } from './evaluate.js';
-import { createProgress, type Progress } from './progress.js';
+import type { RunEventHandler } from './events.js';
+import { checkpointProgress, recordEval, round, startingProgress, summarize, type RunSummary } from './run-progress.js';
 import { trainStep, type StepTimes } from './step.js';
 
 export interface TrainSetup {
@@ -42,61 +44,30 @@ export interface TrainSetup {
   backend: string;
   /** The checkpoint to continue from (metrics rows after its step already dropped), or null. */
   resume: LoadedCheckpoint | null;
-  /** Polled after every step: true once SIGINT/SIGTERM asked the run to stop. */
-  stopRequested(): boolean;
-  /** Display; defaults to a bar on a TTY, plain lines otherwise. */
-  progress?: Progress;
-}
-
-export interface RunSummary {
-  status: 'completed' | 'interrupted' | 'failed';
-  steps: number;
-  tokens: number;
-  final_train_loss: number | null;
-  final_val_loss: number | null;
-  best_val_loss: number | null;
-  /** Training wall-clock in seconds (evaluation and checkpoint writing excluded). */
-  wall_clock_s: number;
-  eval_s: number;
-  checkpoint_s: number;
-  tokens_per_s: number;
-  backend: string;
-  optimizer: string;
-  resumed_from_step: number | null;
-  /** Fault-injection points passed by this process (see run/fault.ts); for the crash tests. */
-  crash_points: number;
-  finished_at: string;
+  /** Checked after every step: once aborted, the run checkpoints and ends as `interrupted`. */
+  signal?: AbortSignal;
+  report: RunEventHandler;
 }
 
 type Interval = StepTimes & { steps: number; seconds: number };
 
 export async function train(setup: TrainSetup): Promise<RunSummary> {
-  const { config, paths, logger, resume } = setup;
+  const { config, paths, logger, resume, report } = setup;
   const t = config.train;
   const micro = t.micro_batch_size ?? t.batch_size;
   const tokensPerStep = t.batch_size * t.seq_len;
   const schedule = buildSchedule(config.schedule, t.steps);
   const metrics = new JsonlWriter(paths.metrics);
   const evals = new JsonlWriter(paths.eval);
+  const checkpoints = new CheckpointManager(paths.dir, config.checkpoint, logger, resume?.meta.step ?? null);
 
   const optimizer = createOptimizer(config.optimizer);
   const params = resume ? restoreParams(config.model, resume.tensors, resume.dir) : initParams(config.model, { seed: t.seed });
   if (resume) restoreOptimizer(optimizer, resume.meta.optimizer.counters, resume.tensors);
-  const p = resume?.meta.progress;
-  let step = resume?.meta.step ?? 0;
-  let clock = resume?.meta.wall_clock_s ?? 0;
-  let evalS = p?.eval_s ?? 0;
-  let checkpointS = 0;
-  let lastLoss = p?.last_train_loss ?? null;
-  let lastVal = p?.last_val_loss ?? null;
-  let bestVal = p?.best_val_loss ?? null;
-  let lastSaved = resume ? step : -1;
-  let badInARow = 0;
+  const progress = startingProgress(resume?.meta ?? null);
   let interval: Interval = emptyInterval();
   let status: RunSummary['status'] = 'completed';
-  let summaryOut!: RunSummary;
-  let lastEvalStep = p?.last_eval_step ?? -1;
-  const progress = setup.progress ?? createProgress(t.steps, step);
+  let summary!: RunSummary;
 
   /** Evaluates and records the result; its time is kept out of the training clock. */
   const runEval = (): void => {
@@ -108,39 +79,35 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
       batch: (index) => evalBatch(setup.valData, { index, batchSize: micro, seqLen: t.seq_len }),
     });
     const seconds = (performance.now() - start) / 1000;
-    evalS += seconds;
-    lastEvalStep = step;
-    lastVal = loss;
-    bestVal = bestVal === null ? loss : Math.min(bestVal, loss);
-    evals.append({ step, tokens: step * tokensPerStep, val_loss: loss, wall_s: round(clock, 4), eval_s: round(seconds, 4) });
-    logger.info({ event: 'eval', step, val_loss: loss, eval_s: seconds }, 'evaluation');
-    progress.note(`eval step ${step}: val loss ${loss.toFixed(4)} (${seconds.toFixed(1)}s)`);
+    recordEval(progress, loss, seconds);
+    evals.append({ step: progress.step, tokens: progress.tokens, val_loss: loss, wall_s: round(progress.train_s, 4), eval_s: round(seconds, 4) });
+    logger.info({ event: 'eval', step: progress.step, val_loss: loss, eval_s: seconds }, 'evaluation');
+    report({ type: 'eval', step: progress.step, valLoss: loss, seconds });
   };
 
-  /** Writes a checkpoint of the state after `step` steps and prunes old ones. */
+  /** Checkpoints the state after `progress.step` steps (the manager skips a step already saved). */
   const checkpoint = async (): Promise<void> => {
-    if (lastSaved === step) return;
-    const saved = await saveTrainingCheckpoint(paths.dir, {
+    const { step } = progress;
+    const { saved, seconds } = await checkpoints.save({
       step,
-      tokensSeen: step * tokensPerStep,
-      wallClockS: clock,
+      tokensSeen: progress.tokens,
+      wallClockS: progress.train_s,
       rng: { seed: t.seed },
       schedule: { step, lr: config.optimizer.lr * schedule(step) },
       modelConfig: config.model,
-      progress: { last_train_loss: lastLoss, last_val_loss: lastVal, best_val_loss: bestVal, last_eval_step: lastEvalStep, eval_s: evalS },
+      // Counted before saving, so the checkpoint holds the time of every earlier save.
+      progress: checkpointProgress(progress),
       params,
       optimizer: { type: config.optimizer.type, config: config.optimizer, states: optimizer.stateEntries() },
     });
-    checkpointS += saved.ms / 1000;
-    lastSaved = step;
-    const removed = pruneCheckpoints(paths.dir, { keep: config.checkpoint.keep, keepEvery: config.checkpoint.keep_every });
-    crashPoint();
-    logger.info({ event: 'checkpoint', step, dir: saved.dir, bytes: saved.bytes, ms: saved.ms, removed }, 'checkpoint saved');
+    progress.checkpoint_s += seconds;
+    if (saved) report({ type: 'checkpoint', step, dir: saved.dir, bytes: saved.bytes, seconds });
   };
 
-  logger.info({ event: 'start', step, steps: t.steps, tokens_per_step: tokensPerStep, backend: setup.backend, resumed: resume !== null }, 'training');
+  logger.info({ event: 'start', step: progress.step, steps: t.steps, tokens_per_step: tokensPerStep, backend: setup.backend, resumed: resume !== null }, 'training');
   try {
-    while (step < t.steps) {
+    while (progress.step < t.steps) {
+      const step = progress.step;
       const lr = config.optimizer.lr * schedule(step);
       const started = performance.now();
       const result = trainStep({
@@ -155,20 +122,21 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
         batch: (i) => trainBatch(setup.trainData, { seed: t.seed, step, micro: i, batchSize: micro, seqLen: t.seq_len }),
       });
       const stepS = (performance.now() - started) / 1000;
-      clock += stepS;
-      step += 1;
+      progress.train_s += stepS;
+      progress.step += 1;
+      progress.tokens += tokensPerStep;
       addTimes(interval, result.times, stepS);
       crashPoint();
 
       if (result.applied) {
-        badInARow = 0;
-        lastLoss = result.ce;
+        progress.bad_steps_in_a_row = 0;
+        progress.last_train_loss = result.ce;
       } else {
-        badInARow += 1;
-        logger.warn({ event: 'non_finite', step, loss: result.loss, grad_norm: result.gradNorm }, 'non-finite loss or gradient: step skipped');
-        progress.note(`step ${step}: non-finite loss or gradient, update skipped (${badInARow} in a row)`);
-        if (badInARow >= t.max_bad_steps) {
-          throw new SoapTrainError(`${badInARow} non-finite steps in a row: stopping; the last checkpoint is intact`, {
+        progress.bad_steps_in_a_row += 1;
+        logger.warn({ event: 'non_finite', step: progress.step, loss: result.loss, grad_norm: result.gradNorm }, 'non-finite loss or gradient: step skipped');
+        report({ type: 'warning', message: `step ${progress.step}: non-finite loss or gradient, update skipped (${progress.bad_steps_in_a_row} in a row)` });
+        if (progress.bad_steps_in_a_row >= t.max_bad_steps) {
+          throw new SoapTrainError(`${progress.bad_steps_in_a_row} non-finite steps in a row: stopping; the last checkpoint is intact`, {
             field: 'train.max_bad_steps',
             fix: 'lower optimizer.lr, or resume from the last checkpoint with other settings',
             exitCode: 1,
@@ -176,63 +144,51 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
         }
       }
 
-      if (step % t.log_interval === 0 || step === t.steps) {
+      if (progress.step % t.log_interval === 0 || progress.step === t.steps) {
         const tokensPerS = (interval.steps * tokensPerStep) / interval.seconds;
         metrics.append({
-          step,
-          tokens: step * tokensPerStep,
+          step: progress.step,
+          tokens: progress.tokens,
           loss: result.ce,
           loss_with_z: result.loss,
           lr,
           grad_norm: result.gradNorm,
-          wall_s: round(clock, 4),
+          wall_s: round(progress.train_s, 4),
           tokens_per_s: round(tokensPerS, 1),
           time_ms: roundTimes(result.times),
           interval: { steps: interval.steps, ...roundTimes(interval) },
         });
-        progress.update({ step, loss: result.ce, tokensPerS, lr, gradNorm: result.gradNorm, wallS: clock });
+        report({ type: 'step', step: progress.step, steps: t.steps, loss: result.ce, lr, gradNorm: result.gradNorm, tokensPerS, wallS: progress.train_s });
         interval = emptyInterval();
       }
-      if (t.eval_interval > 0 && step % t.eval_interval === 0 && step < t.steps) runEval();
-      if (config.checkpoint.interval > 0 && step % config.checkpoint.interval === 0) await checkpoint();
-      // The step is synchronous: yield to the event loop so a SIGINT/SIGTERM handler can run.
-      await new Promise<void>((resume) => setImmediate(resume));
-      if (setup.stopRequested()) {
+      if (t.eval_interval > 0 && progress.step % t.eval_interval === 0 && progress.step < t.steps) runEval();
+      if (checkpoints.due(progress.step)) await checkpoint();
+      // The step is synchronous: yield to the event loop so signal handlers (and aborts) can run.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (setup.signal?.aborted) {
         status = 'interrupted';
         break;
       }
     }
-    if (status === 'completed' && lastEvalStep !== step) runEval();
+    if (status === 'completed' && progress.last_eval_step !== progress.step) runEval();
     await checkpoint();
   } catch (err) {
     status = 'failed';
     throw err;
   } finally {
-    progress.stop();
-    const summary: RunSummary = {
+    summary = summarize(progress, {
       status,
-      steps: step,
-      tokens: step * tokensPerStep,
-      final_train_loss: lastLoss,
-      final_val_loss: lastVal,
-      best_val_loss: bestVal,
-      wall_clock_s: round(clock, 3),
-      eval_s: round(evalS, 3),
-      checkpoint_s: round(checkpointS, 3),
-      tokens_per_s: round((step * tokensPerStep) / Math.max(clock, 1e-9), 1),
       backend: setup.backend,
       optimizer: config.optimizer.type,
-      resumed_from_step: resume?.meta.step ?? null,
-      crash_points: crashPointsPassed(),
-      finished_at: new Date().toISOString(),
-    };
+      resumedFromStep: resume?.meta.step ?? null,
+    });
     writeFileAtomic(paths.summary, `${JSON.stringify(summary, null, 2)}\n`);
     logger.info({ event: 'end', ...summary }, 'training finished');
     optimizer.dispose();
     tf.dispose(Object.values(params));
-    summaryOut = summary;
+    report({ type: 'end', summary });
   }
-  return summaryOut;
+  return summary;
 }
 
 function emptyInterval(): Interval {
@@ -255,9 +211,4 @@ function roundTimes(times: StepTimes): StepTimes {
     optim_ms: round(times.optim_ms, 2),
     refresh_ms: round(times.refresh_ms, 2),
   };
-}
-
-function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
 }

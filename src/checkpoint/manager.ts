@@ -1,0 +1,59 @@
+/**
+ * When a run writes checkpoints, and what it does after each: the cadence (`checkpoint.interval`
+ * steps, plus on demand at the end or on a signal), pruning (keep the newest `keep`, and every
+ * `keep_every`-th), the time spent (kept out of the training clock by the caller) and the
+ * `checkpoint` event in log.jsonl. The trainer asks `due(step)` and calls `save(…)`; it holds no
+ * checkpoint bookkeeping of its own.
+ */
+import type { Logger } from 'pino';
+import { crashPoint } from '../run/fault.js';
+import { pruneCheckpoints } from './prune.js';
+import type { SavedCheckpoint } from './save.js';
+import { saveTrainingCheckpoint, type TrainingSnapshot } from './state.js';
+
+export interface CheckpointPolicy {
+  /** Save every this many steps; 0: only when asked (the end, a signal). */
+  interval: number;
+  /** Keep the newest this many valid checkpoints (≥ 2). */
+  keep: number;
+  /** Also keep every checkpoint whose step is a multiple of this; 0: none. */
+  keep_every: number;
+}
+
+export class CheckpointManager {
+  /** Step of the newest checkpoint on disk that this run wrote or resumed from; -1: none. */
+  private lastSaved: number;
+
+  constructor(
+    private readonly runDir: string,
+    private readonly policy: CheckpointPolicy,
+    private readonly logger: Logger,
+    resumedFromStep: number | null,
+  ) {
+    this.lastSaved = resumedFromStep ?? -1;
+  }
+
+  /** Whether the cadence asks for a checkpoint after `step` steps. */
+  due(step: number): boolean {
+    return this.policy.interval > 0 && step % this.policy.interval === 0 && step !== this.lastSaved;
+  }
+
+  /**
+   * Writes a checkpoint of `snapshot` (skipped when its step is already saved) and prunes old
+   * ones. Resolves to what was written (null when skipped); `seconds` is the wall time taken.
+   */
+  async save(snapshot: TrainingSnapshot): Promise<{ saved: SavedCheckpoint | null; seconds: number }> {
+    if (snapshot.step === this.lastSaved) return { saved: null, seconds: 0 };
+    const start = performance.now();
+    const saved = await saveTrainingCheckpoint(this.runDir, snapshot);
+    this.lastSaved = snapshot.step;
+    const removed = pruneCheckpoints(this.runDir, { keep: this.policy.keep, keepEvery: this.policy.keep_every });
+    crashPoint();
+    const seconds = (performance.now() - start) / 1000;
+    this.logger.info(
+      { event: 'checkpoint', step: snapshot.step, dir: saved.dir, bytes: saved.bytes, ms: saved.ms, removed },
+      'checkpoint saved',
+    );
+    return { saved, seconds };
+  }
+}
