@@ -6,6 +6,8 @@
 #   docker build -t soap-train .
 #   docker run --gpus all -v $PWD/runs:/app/runs soap-train --config configs/360m-soap.yaml
 FROM nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04
+# bash with pipefail: a failed `curl | bash` below fails the build instead of going unnoticed.
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl git python3 build-essential \
@@ -20,10 +22,15 @@ COPY src ./src
 COPY configs ./configs
 COPY tsconfig.json ./
 # Install scripts must run here: tfjs-node-gpu's fetches libtensorflow, `prepare` builds the
-# TypeScript and tokenizes the shipped corpus.
-RUN npm ci --no-audit --no-fund --foreground-scripts \
- && node -e "require('@tensorflow/tfjs-node-gpu')" \
- || (echo 'tfjs-node-gpu did not install: the image will train on wasm' >&2)
+# TypeScript and tokenizes the shipped corpus. Any failure of `npm ci` fails the build; the one
+# part allowed to fail is the optional @tensorflow/tfjs-node-gpu (npm ci skips an optional
+# dependency whose install script fails), which the next step checks and reports.
+RUN npm ci --no-audit --no-fund --foreground-scripts
+RUN if node -e "try { require('@tensorflow/tfjs-node-gpu') } catch (e) { console.error(String(e.message).split('\\n')[0]); process.exit(1) }"; then \
+      echo 'soap-train image: @tensorflow/tfjs-node-gpu loads: backend auto will try it first'; \
+    else \
+      echo 'soap-train image: WARNING: the optional @tensorflow/tfjs-node-gpu did not install or load (see the npm ci output above): the image will train on wasm' >&2; \
+    fi
 
 ENTRYPOINT ["node", "bin/soap-train"]
 CMD ["--help"]

@@ -35,13 +35,21 @@ async function tryNative(): Promise<{ ok: true; pkg: string } | { ok: false; why
   return { ok: false, why: failures.join('; ') };
 }
 
-async function tryWasm(): Promise<{ ok: true } | { ok: false; why: string }> {
+/**
+ * Initialises wasm and installs the kernel overrides. When their self-check fails, the stock
+ * kernels stay: `note` says so for the reason, and one warning line goes to stderr.
+ */
+async function tryWasm(): Promise<{ ok: true; note: string } | { ok: false; why: string }> {
   try {
     await import('@tensorflow/tfjs-backend-wasm');
     if (!(await tf.setBackend('wasm'))) return { ok: false, why: 'wasm backend failed to initialise' };
-    const { installWasmKernelOverrides } = await import('./wasm-kernels.js');
-    installWasmKernelOverrides();
-    return { ok: true };
+    const { installWasmKernelOverrides, wasmKernelStatus } = await import('./wasm-kernels.js');
+    if (installWasmKernelOverrides()) return { ok: true, note: '' };
+    const status = wasmKernelStatus();
+    const segmentSum = status?.segmentSumFallback === 'none' ? '; no UnsortedSegmentSum, so embedding gradients will fail' : '';
+    const fallback = `kernel override self-check failed (${status?.selfCheck.failure ?? 'unknown'}): using the stock wasm kernels${segmentSum}`;
+    process.stderr.write(`soap-train: warning: wasm ${fallback}; matMul will be slower\n`);
+    return { ok: true, note: `; ${fallback}` };
   } catch (err) {
     return { ok: false, why: `wasm: ${String((err as Error).message).split('\n')[0]}` };
   }
@@ -66,12 +74,12 @@ export async function selectBackend(requested: BackendName): Promise<BackendChoi
   if (requested === 'wasm') {
     const wasm = await tryWasm();
     if (!wasm.ok) throw badInput(`backend wasm is not available: ${wasm.why}`, { field: 'backend', fix: 'use backend: cpu' });
-    return { name: 'wasm', reason: 'requested (backend: wasm)' };
+    return { name: 'wasm', reason: `requested (backend: wasm)${wasm.note}` };
   }
   const native = await tryNative();
   if (native.ok) return { name: 'tensorflow', reason: `auto: ${native.pkg} loaded` };
   const wasm = await tryWasm();
-  if (wasm.ok) return { name: 'wasm', reason: `auto: native TensorFlow unavailable (${native.why}); using WebAssembly` };
+  if (wasm.ok) return { name: 'wasm', reason: `auto: native TensorFlow unavailable (${native.why}); using WebAssembly${wasm.note}` };
   await tf.setBackend('cpu');
   return { name: 'cpu', reason: `auto: native TensorFlow unavailable (${native.why}); ${wasm.why}; using cpu` };
 }

@@ -17,9 +17,14 @@
  *
  * The arithmetic is XNNPACK's fp32 GEMM either way, so results equal the naive path up to
  * summation order (~1e-6 relative).
+ *
+ * The private parts used are listed in WasmBackendInternals; package.json pins
+ * @tensorflow/tfjs-backend-wasm (and @tensorflow/tfjs) to the exact version this was written
+ * against, and installWasmKernelOverrides() self-checks the kernels before keeping them.
  */
-import type { KernelConfig, KernelFunc, TensorInfo, DataType } from '@tensorflow/tfjs';
+import type { DataType, KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { tf } from '../tf.js';
+import { selfCheckWasmKernels, type SelfCheckResult } from './wasm-self-check.js';
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` this file uses (some are private there). */
 interface WasmBackendInternals {
@@ -255,32 +260,112 @@ const sharedIdentity: KernelFunc = (args) => {
 };
 
 /**
+ * UnsortedSegmentSum through the public `KernelBackend` interface only (readSync / write): the
+ * fallback when the self-check rejects the heap-based kernel above, so that the embedding's
+ * gradient still works on a tfjs-backend-wasm whose internals differ. It copies its inputs out
+ * of the wasm heap and the result back in, which the heap version avoids.
+ */
+const portableUnsortedSegmentSum: KernelFunc = (args) => {
+  const backend = args.backend as KernelBackend;
+  const { x, segmentIds } = args.inputs as { x: TensorInfo; segmentIds: TensorInfo };
+  const { numSegments } = args.attrs as { numSegments: number };
+  if (x.dtype !== 'float32' && x.dtype !== 'int32') throw new Error(`UnsortedSegmentSum: dtype ${x.dtype}`);
+  const xs = backend.readSync(x.dataId) as Float32Array | Int32Array;
+  const ids = backend.readSync(segmentIds.dataId) as Int32Array;
+  const innerShape = x.shape.slice(segmentIds.shape.length);
+  const inner = innerShape.reduce((p, s) => p * s, 1);
+  const o = x.dtype === 'float32' ? new Float32Array(numSegments * inner) : new Int32Array(numSegments * inner);
+  for (let i = 0; i < ids.length; i++) {
+    const s = ids[i];
+    if (s < 0 || s >= numSegments) continue;
+    for (let j = 0; j < inner; j++) o[s * inner + j] += xs[i * inner + j];
+  }
+  const shape = [numSegments, ...innerShape];
+  return { dataId: backend.write(o, shape, x.dtype), shape, dtype: x.dtype };
+};
+
+/** Outcome of the start-up self-check, once it has run. */
+export interface WasmKernelStatus {
+  /** Whether the overrides are in effect (false: the stock wasm kernels are). */
+  installed: boolean;
+  /** The self-check of the overrides: passed or not, its cost, and the first failure. */
+  selfCheck: SelfCheckResult;
+  /** When the check failed: which UnsortedSegmentSum is registered instead (none if it too failed). */
+  segmentSumFallback?: 'portable' | 'none';
+}
+
+let checked: WasmKernelStatus | undefined;
+/** Whether the wasm UnsortedSegmentSum registered now is one of ours (the backend had none). */
+let ownSegmentSum = false;
+
+/** Registers kernelFunc (or a whole stock config, setupFunc included) for wasm, replacing any. */
+function setKernel(kernelName: string, kernel: KernelFunc | KernelConfig): void {
+  if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
+  tf.registerKernel(typeof kernel === 'function' ? { kernelName, backendName: 'wasm', kernelFunc: kernel } : kernel);
+}
+
+function registerOverrides(): void {
+  const stock = tf.getKernel('BatchMatMul', 'wasm');
+  if (!stock) throw new Error('wasm backend has no BatchMatMul kernel');
+  stockBatchMatMul = { ...stock };
+  const identity = tf.getKernel('Identity', 'wasm');
+  stockIdentity = identity ? { ...identity } : undefined;
+  // Marked installed first, so that a throw half-way is undone by uninstallWasmKernelOverrides.
+  installed = true;
+  setKernel('BatchMatMul', fastBatchMatMul);
+  setKernel('Identity', sharedIdentity);
+  if (ownSegmentSum || !tf.getKernel('UnsortedSegmentSum', 'wasm')) {
+    setKernel('UnsortedSegmentSum', unsortedSegmentSum);
+    ownSegmentSum = true;
+  }
+}
+
+/** After a failed self-check: stock kernels back, and the portable UnsortedSegmentSum if it checks out. */
+function fallBack(): 'portable' | 'none' | undefined {
+  uninstallWasmKernelOverrides();
+  if (!ownSegmentSum) return undefined;
+  setKernel('UnsortedSegmentSum', portableUnsortedSegmentSum);
+  if (selfCheckWasmKernels(['UnsortedSegmentSum']).ok) return 'portable';
+  tf.unregisterKernel('UnsortedSegmentSum', 'wasm');
+  ownSegmentSum = false;
+  return 'none';
+}
+
+/**
  * Re-registers `BatchMatMul` for wasm with the XNNPACK-routing kernel above, `Identity` with
- * the buffer-sharing one, and registers `UnsortedSegmentSum` if the backend has none. Call it after `await tf.setBackend('wasm')`
- * (or `tf.ready()` with wasm chosen). Idempotent: later calls do nothing.
+ * the buffer-sharing one, and registers `UnsortedSegmentSum` if the backend has none. Call it
+ * after `await tf.setBackend('wasm')` (or `tf.ready()` with wasm chosen).
+ *
+ * The first call runs a self-check (wasm-self-check.ts, a few ms): every override on small
+ * cases against a plain-JS reference. If one disagrees or throws, e.g. because a different
+ * tfjs-backend-wasm lays out its internals differently, the stock `BatchMatMul` and
+ * `Identity` stay, `UnsortedSegmentSum` is a portable (public-API) version, and this returns
+ * false; {@link wasmKernelStatus} says why. Idempotent: later calls return the same answer.
  * @returns true when the overrides are (now) installed.
  */
 export function installWasmKernelOverrides(): boolean {
   if (installed) return true;
+  if (checked && !checked.selfCheck.ok) return false;
   if (tf.findBackend('wasm') == null) {
     throw new Error('installWasmKernelOverrides: the wasm backend is not initialised; await tf.setBackend("wasm") first');
   }
-  const stock = tf.getKernel('BatchMatMul', 'wasm');
-  if (!stock) throw new Error('wasm backend has no BatchMatMul kernel');
-  stockBatchMatMul = { ...stock };
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  tf.registerKernel({ kernelName: 'BatchMatMul', backendName: 'wasm', kernelFunc: fastBatchMatMul });
-  const identity = tf.getKernel('Identity', 'wasm');
-  if (identity) {
-    stockIdentity = { ...identity };
-    tf.unregisterKernel('Identity', 'wasm');
+  if (checked) {
+    registerOverrides(); // checked and passed before (uninstalled since, by a benchmark)
+    return true;
   }
-  tf.registerKernel({ kernelName: 'Identity', backendName: 'wasm', kernelFunc: sharedIdentity });
-  if (!tf.getKernel('UnsortedSegmentSum', 'wasm')) {
-    tf.registerKernel({ kernelName: 'UnsortedSegmentSum', backendName: 'wasm', kernelFunc: unsortedSegmentSum });
+  let result: SelfCheckResult;
+  try {
+    registerOverrides();
+    result = selfCheckWasmKernels(['BatchMatMul', 'Identity', 'UnsortedSegmentSum']);
+  } catch (err) {
+    result = { ok: false, ms: 0, failure: `installing the overrides threw ${String((err as Error)?.message ?? err).split('\n')[0]}` };
   }
-  installed = true;
-  return true;
+  if (result.ok) {
+    checked = { installed: true, selfCheck: result };
+    return true;
+  }
+  checked = { installed: false, selfCheck: result, segmentSumFallback: fallBack() };
+  return false;
 }
 
 /**
@@ -288,17 +373,30 @@ export function installWasmKernelOverrides(): boolean {
  * `UnsortedSegmentSum` kernel stays, since nothing else provides it.
  */
 export function uninstallWasmKernelOverrides(): void {
-  if (!installed || !stockBatchMatMul) return;
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  tf.registerKernel(stockBatchMatMul);
-  if (stockIdentity) {
-    tf.unregisterKernel('Identity', 'wasm');
-    tf.registerKernel(stockIdentity);
-  }
+  if (!installed) return;
+  if (stockBatchMatMul) setKernel('BatchMatMul', stockBatchMatMul);
+  if (stockIdentity) setKernel('Identity', stockIdentity);
+  else if (tf.getKernel('Identity', 'wasm')) tf.unregisterKernel('Identity', 'wasm');
   installed = false;
 }
 
 /** Whether {@link installWasmKernelOverrides} is in effect. */
 export function wasmKernelOverridesInstalled(): boolean {
   return installed;
+}
+
+/** The self-check's outcome (undefined before the first {@link installWasmKernelOverrides}). */
+export function wasmKernelStatus(): WasmKernelStatus | undefined {
+  return checked ? { ...checked, installed } : undefined;
+}
+
+/**
+ * Test hook, not user-facing: stock kernels back, the heap UnsortedSegmentSum registered
+ * again, and the self-check forgotten, so that the next install checks afresh.
+ * @internal
+ */
+export function resetWasmKernelOverridesForTests(): void {
+  uninstallWasmKernelOverrides();
+  if (ownSegmentSum) setKernel('UnsortedSegmentSum', unsortedSegmentSum);
+  checked = undefined;
 }
