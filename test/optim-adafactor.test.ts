@@ -1,6 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createOptimizer, tf } from '../src/index.js';
+import { loadFixture, replayFixture } from './helpers/fixtures.js';
+
+test('Adafactor replays the float64 reference trace adafactor_basic.json within its tolerance', () => {
+  // 2-D [12,16], 3-D [3,4,6] (folded to 12×6) and 1-D [10] parameters over 10 steps with
+  // decay 'matrices'; expected values from test/fixtures/gen/adafactor_trace.py (float64 numpy).
+  const fx = loadFixture('adafactor_basic.json');
+  const err = replayFixture(fx, 'adafactor_fx');
+  assert.ok(err <= fx.tolerance, `relative error ${err} > ${fx.tolerance}`);
+});
 
 test('Adafactor first two steps match the hand derivation', () => {
   // W₀ = [[1,2],[3,4]], lr 0.1, β (0.9, 0.99), eps 0, wd 0.1.

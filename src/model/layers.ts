@@ -1,7 +1,7 @@
 /**
  * The decoder's building blocks as functions of tensors: LayerNorm without bias, exact GeLU,
  * RoPE on interleaved pairs and causal multi-head attention with QK-LayerNorm. They mirror
- * shared/peers/torch_gpt.py op for op.
+ * bench/peers/torch_gpt.py op for op (test/model-parity.test.ts); the z-loss term is ours alone.
  *
  * Linear layers take the residual stream as a 2-D [B·T, d] matrix so that every x·W is a plain
  * 2-D matMul, the one form the wasm backend's XNNPACK GEMM takes directly.

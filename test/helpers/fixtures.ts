@@ -1,8 +1,9 @@
 /**
- * Loads the optimizer replay fixtures in ../shared/fixtures/optim (traces from the reference
- * PyTorch implementations) and replays them through createOptimizer.
+ * Loads the optimizer replay fixtures committed in test/fixtures/optim (traces from the
+ * reference implementations; provenance in test/fixtures/optim/README.md) and replays them
+ * through createOptimizer.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createOptimizer, tf } from '../../src/index.js';
@@ -17,13 +18,10 @@ export interface ReplayFixture {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
-/** The shared fixtures folder: beside the checkout (developers, CI) or inside it. */
-export const FIXTURE_DIR = [join(here, '../../../shared/fixtures/optim'), join(here, '../../shared/fixtures/optim')].find((d) =>
-  existsSync(d),
-);
+/** The committed replay fixtures, inside the checkout (nothing is read from outside it). */
+export const FIXTURE_DIR = join(here, '../fixtures/optim');
 
 export function loadFixture(file: string): ReplayFixture {
-  if (!FIXTURE_DIR) throw new Error('shared/fixtures/optim not found beside the checkout');
   return JSON.parse(readFileSync(join(FIXTURE_DIR, file), 'utf8')) as ReplayFixture;
 }
 
