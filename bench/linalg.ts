@@ -13,11 +13,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eigh } from '../src/optim/linalg/eigh.js';
-import { householderQ } from '../src/optim/linalg/qr.js';
+import { householderQ } from '../src/optim/linalg/householder.js';
 import { deviceHouseholderQ } from '../src/optim/linalg/qr-device.js';
 import { selectBackend } from '../src/backend/select.js';
 import { tf } from '../src/tf.js';
-import { randomMatrix, randomSymmetric } from '../src/optim/linalg/random.js';
+import { randomMatrix, randomSymmetric } from '../test/helpers/random.js';
 
 interface Row {
   n: number;

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { eigh } from '../src/optim/linalg/eigh.js';
-import { frobenius, identity, matmul, transpose } from '../src/optim/linalg/matrix.js';
-import { householderQ } from '../src/optim/linalg/qr.js';
-import { randomMatrix, randomSymmetric, withSpectrum } from '../src/optim/linalg/random.js';
+import { transpose } from '../src/optim/linalg/matrix.js';
+import { householderQ, reflect, reflector } from '../src/optim/linalg/householder.js';
 import { inverseRoot } from '../src/optim/linalg/roots.js';
+import { frobenius, identity, matmul } from './helpers/matrix.js';
+import { randomMatrix, randomSymmetric, withSpectrum } from './helpers/random.js';
 
 /** ‖QᵀQ − I‖_F for an m×n Q with (supposedly) orthonormal columns. */
 function orthogonalityError(q: Float64Array, m: number, n: number): number {
@@ -124,6 +125,26 @@ test('householderQ: orthonormal Q with QᵀA upper triangular, for square, tall 
     for (let i = 0; i < m * n; i++) back[i] -= a[i];
     assert.ok(frobenius(back) < 1e-13 * Math.max(m, 10) * frobenius(a), `${m}×${n}: QR ≠ A`);
   }
+});
+
+test('reflector: H = I − β·v·vᵀ maps x to α·e₁ with α = −sign(x₀)·‖x‖; H = I for x ∝ e₁', () => {
+  // Without scaling ‖x‖² would underflow (1e-200) or overflow (1e150); eigh needs none (scaled input).
+  const cases: Array<[number[], boolean]> = [[[3, 4], false], [[3, 4], true], [[-1e-200, 2e-200, 2e-200], true], [[1e150, -1e150, 1e150, 1e150], true]];
+  for (const [x, scaleFree] of cases) {
+    const v = new Float64Array(x.length);
+    const { beta, alpha } = reflector(x, v, 0, x.length, scaleFree);
+    const s = Math.max(...x.map(Math.abs));
+    const norm = s * Math.hypot(...x.map((e) => e / s));
+    assert.ok(Math.abs(alpha + Math.sign(x[0]) * norm) <= 1e-15 * norm, `α = ${alpha} for ${x}`);
+    const y = Float64Array.from(x);
+    reflect(v, 0, y, 0, x.length, beta);
+    assert.ok(Math.abs(y[0] - alpha) <= 1e-14 * norm, `(Hx)₀ = ${y[0]}`);
+    for (let i = 1; i < x.length; i++) assert.ok(Math.abs(y[i]) <= 1e-14 * norm, `(Hx)${i} = ${y[i]}`);
+  }
+  const untouched = new Float64Array(3);
+  assert.deepEqual(reflector([-5, 0, 0], untouched, 0, 3, true), { beta: 0, alpha: -5 });
+  assert.deepEqual(reflector([0, 0, 0], untouched, 0, 3, true), { beta: 0, alpha: 0 });
+  assert.deepEqual([...untouched], [0, 0, 0]);
 });
 
 test('inverseRoot: (A + εI)^(−1/p) raised to the p-th power inverts A + εI', () => {

@@ -9,6 +9,7 @@ import { modelSchema } from '../src/model/config.js';
 import { initParams, lossTerms } from '../src/model/index.js';
 import { createOptimizer, OPTIMIZERS, tf } from '../src/index.js';
 import { trainStep } from '../src/train/step.js';
+import { shortRunOptions } from './helpers/optimizers.js';
 import { sampleText } from './helpers/tiny-run.js';
 
 const model = modelSchema.parse({ vocab_size: 256, d_model: 16, n_layers: 1, n_heads: 2, mlp_hidden: 32 });
@@ -41,8 +42,7 @@ function heldOutLoss(params: Record<string, tf.Variable>): number {
 for (const entry of OPTIMIZERS) {
   test(`${entry.name} lowers a tiny language model's held-out loss`, () => {
     const params = initParams(model, { seed: 5, namePrefix: `lm_${entry.name}.` });
-    const refresh = 'precondition_frequency' in entry.schema.shape ? { precondition_frequency: 3 } : {};
-    const optimizer = createOptimizer({ type: entry.name, lr: 1e-2, ...refresh });
+    const optimizer = createOptimizer({ type: entry.name, lr: 1e-2, ...shortRunOptions(entry) });
     const before = heldOutLoss(params);
     const counts: number[] = [];
     for (let step = 0; step < 30; step++) {

@@ -1,24 +1,20 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createOptimizer, OPTIMIZERS, tf } from '../src/index.js';
-
-/** Per-optimizer settings for the shared problems (short refresh intervals so they happen). */
-const OVERRIDES: Record<string, Record<string, unknown>> = {
-  soap: { precondition_frequency: 3 },
-  shampoo: { precondition_frequency: 3 },
-};
+import type { RegistryEntry } from '../src/optim/registry.js';
+import { shortRunOptions } from './helpers/optimizers.js';
 
 /**
  * Least squares ½‖X·W + b − Y‖²·scale over a [12, 6] batch with W [6, 4] and b [4]; returns the
  * loss before and after 60 steps, the numTensors after each step and the state dtypes.
  */
-function runQuadratic(type: string, scale: number) {
-  const prefix = `reg_${type}_${scale}`;
+function runQuadratic(entry: RegistryEntry, scale: number) {
+  const prefix = `reg_${entry.name}_${scale}`;
   const x = tf.randomNormal([12, 6], 0, 1, 'float32', 1);
   const y = tf.randomNormal([12, 4], 0, 1, 'float32', 2);
   const w = tf.variable(tf.randomNormal([6, 4], 0, 1, 'float32', 3), true, `${prefix}.w`);
   const b = tf.variable(tf.zeros([4]), true, `${prefix}.b`);
-  const opt = createOptimizer({ type, lr: 0.05, weight_decay: 0, ...OVERRIDES[type] });
+  const opt = createOptimizer({ type: entry.name, lr: 0.05, weight_decay: 0, ...shortRunOptions(entry) });
   const loss = () => tf.mul(tf.sum(tf.square(tf.sub(tf.add(tf.matMul(x, w), b), y))), 0.5 * scale) as tf.Scalar;
   const lossValue = () => tf.tidy(() => loss().dataSync()[0]);
   const before = lossValue();
@@ -43,7 +39,7 @@ function runQuadratic(type: string, scale: number) {
 
 for (const entry of OPTIMIZERS) {
   test(`${entry.name}: drives a least-squares problem down, leak-free, float32 state, exact stateBytes`, () => {
-    const r = runQuadratic(entry.name, 1);
+    const r = runQuadratic(entry, 1);
     assert.ok(r.after < 0.3 * r.before, `loss ${r.before} → ${r.after}`);
     assert.ok(r.counts.slice(1).every((c) => c === r.counts[1]), `numTensors drifted: ${r.counts.join(',')}`);
     assert.ok(r.dtypes.every((d) => d === 'float32'), `state dtypes ${r.dtypes}`);
@@ -51,7 +47,7 @@ for (const entry of OPTIMIZERS) {
   });
 
   test(`${entry.name}: works with gradients of 1e-6 scale`, () => {
-    const r = runQuadratic(entry.name, 1e-6);
+    const r = runQuadratic(entry, 1e-6);
     assert.ok(Number.isFinite(r.after) && r.after < 0.5 * r.before, `loss ${r.before} → ${r.after}`);
   });
 

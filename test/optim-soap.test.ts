@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createOptimizer, tf } from '../src/index.js';
-import { randomOrthogonal, normalRng } from '../src/optim/linalg/random.js';
 import { soapLayout, soapSchema } from '../src/optim/soap.js';
 import { loadFixture, replayFixture } from './helpers/fixtures.js';
+import { normalRng, randomOrthogonal } from './helpers/random.js';
 
 for (const file of ['soap_square.json', 'soap_one_sided.json']) {
   test(`SOAP replays the reference soap.py trace ${file} within its tolerance`, () => {

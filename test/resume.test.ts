@@ -9,18 +9,16 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { findOptimizer, OPTIMIZERS } from '../src/optim/registry.js';
+import { shortRunOptions } from './helpers/optimizers.js';
 import { BIN, soapTrain, tinyExperiment, type TinyExperiment } from './helpers/tiny-run.js';
 
-const OPTIMIZERS: Record<string, string> = {
-  adamw: 'optimizer: {type: adamw, lr: 1.0e-2}',
-  // Refresh every 3 steps: refreshes fall on both sides of every split below.
-  soap: 'optimizer: {type: soap, lr: 1.0e-2, precondition_frequency: 3}',
-  shampoo: 'optimizer: {type: shampoo, lr: 1.0e-2, precondition_frequency: 3}',
-};
-
-function experiment(optimizer: string, backend = 'cpu'): TinyExperiment {
-  const exp = tinyExperiment('checkpoint: {interval: 2, keep: 2}', OPTIMIZERS[optimizer]);
-  return { ...exp, config: exp.config, dir: exp.dir, backend } as TinyExperiment & { backend: string };
+/** A tiny experiment with this optimizer at lr 1e-2 (refreshing within 8 steps) and a checkpoint every 2 steps. */
+function experiment(optimizer: string): TinyExperiment {
+  const entry = findOptimizer(optimizer);
+  assert.ok(entry, `no optimizer '${optimizer}' in the registry`);
+  const section = JSON.stringify({ type: optimizer, lr: 1e-2, ...shortRunOptions(entry) });
+  return tinyExperiment('checkpoint: {interval: 2, keep: 2}', `optimizer: ${section}`);
 }
 
 function finalState(exp: TinyExperiment, name: string, step = 8): { hash: string; losses: Map<number, number> } {
@@ -45,7 +43,7 @@ function run(exp: TinyExperiment, args: string[], env: Record<string, string> = 
 }
 
 for (const backend of ['cpu', 'wasm']) {
-  for (const optimizer of Object.keys(OPTIMIZERS)) {
+  for (const { name: optimizer } of OPTIMIZERS) {
     test(`${optimizer} on ${backend}: 5 steps + resume to 8 equals 8 steps, bit for bit`, () => {
       const exp = experiment(optimizer);
       const b = ['--set', `backend=${backend}`];

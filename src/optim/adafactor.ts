@@ -21,22 +21,19 @@
  */
 import { z } from 'zod';
 import { tf } from '../tf.js';
-import { betasOption, decayOption, epsOption, lrOption, weightDecayOption } from './common.js';
+import { betasOption, epsOption, lrOption, optimizerSchema, weightDecayOption } from './common.js';
 import { numel } from './tensor-modes.js';
+import { adamDirection, biasCorrectedStepSize, decayWeights, descend, ema, emaOfSquare } from './transforms.js';
 import type { ParamState, UpdateContext, UpdateResult, UpdateRule } from './types.js';
 
 type Tensor = tf.Tensor;
 
-export const adafactorSchema = z
-  .object({
-    type: z.literal('adafactor'),
-    lr: lrOption(3e-3),
-    betas: betasOption(0.95, 0.95),
-    eps: epsOption(1e-8).describe('added to sqrt(V̂); not bias-corrected (SOAP convention)'),
-    weight_decay: weightDecayOption(0.01),
-    decay: decayOption,
-  })
-  .strict();
+export const adafactorSchema = optimizerSchema('adafactor', {
+  lr: lrOption(3e-3),
+  betas: betasOption(0.95, 0.95),
+  eps: epsOption(1e-8).describe('added to sqrt(V̂); not bias-corrected (SOAP convention)'),
+  weight_decay: weightDecayOption(0.01),
+});
 
 export type AdafactorConfig = z.infer<typeof adafactorSchema>;
 
@@ -74,22 +71,23 @@ export function adafactorRule(config: AdafactorConfig): UpdateRule {
       const step = state.counters.step + 1;
       const f = factoredShape(param.shape);
       const tensors = { ...state.tensors };
-      tensors.exp_avg = tf.add(tf.mul(tensors.exp_avg, beta1), tf.mul(grad, 1 - beta1));
+      tensors.exp_avg = ema(tensors.exp_avg, grad, beta1);
       let second: Tensor;
       if (f) {
         const sq = tf.reshape(tf.square(grad), f);
-        tensors.exp_avg_sq_row = tf.add(tf.mul(tensors.exp_avg_sq_row, beta2), tf.mul(tf.sum(sq, 1, true), 1 - beta2));
-        tensors.exp_avg_sq_col = tf.add(tf.mul(tensors.exp_avg_sq_col, beta2), tf.mul(tf.sum(sq, 0, true), 1 - beta2));
+        tensors.exp_avg_sq_row = ema(tensors.exp_avg_sq_row, tf.sum(sq, 1, true), beta2);
+        tensors.exp_avg_sq_col = ema(tensors.exp_avg_sq_col, tf.sum(sq, 0, true), beta2);
         // r cᵀ / Σr as a broadcast product; the floor only matters when r = 0, where r cᵀ = 0 too.
         const total = tf.maximum(tf.sum(tensors.exp_avg_sq_row), 1e-30);
         second = tf.reshape(tf.div(tf.mul(tensors.exp_avg_sq_row, tensors.exp_avg_sq_col), total), param.shape);
       } else {
-        tensors.exp_avg_sq = tf.add(tf.mul(tensors.exp_avg_sq, beta2), tf.mul(tf.square(grad), 1 - beta2));
+        tensors.exp_avg_sq = emaOfSquare(tensors.exp_avg_sq, grad, beta2);
         second = tensors.exp_avg_sq;
       }
-      const stepSize = (lr * Math.sqrt(1 - beta2 ** step)) / (1 - beta1 ** step);
-      let next = tf.sub(param, tf.mul(tf.div(tensors.exp_avg, tf.add(tf.sqrt(second), config.eps)), stepSize));
-      if (ctx.decay && config.weight_decay > 0) next = tf.sub(next, tf.mul(next, lr * config.weight_decay));
+      const stepSize = biasCorrectedStepSize(lr, beta1, beta2, step);
+      const stepped = descend(param, adamDirection(tensors.exp_avg, second, config.eps), stepSize);
+      // Decay after the step with the raw lr, spelled W − W·(lr·wd) like the SOAP reference.
+      const next = decayWeights(stepped, lr, config.weight_decay, ctx.decay, 'subtract');
       return { param: next, state: { tensors, counters: { step } } };
     },
 

@@ -8,25 +8,23 @@
  *
  * Defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0.01.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { tf } from '../tf.js';
-import { betasOption, decayOption, epsOption, lrOption, weightDecayOption } from './common.js';
+import { betasOption, epsOption, lrOption, optimizerSchema, weightDecayOption } from './common.js';
+import { numel } from './tensor-modes.js';
+import { adamDirection, biasCorrection, decayWeights, descend, ema, emaOfSquare } from './transforms.js';
 import type { ParamState, UpdateContext, UpdateResult, UpdateRule } from './types.js';
 
-export const adamwSchema = z
-  .object({
-    type: z.literal('adamw'),
-    lr: lrOption(1e-3),
-    betas: betasOption(0.9, 0.999),
-    eps: epsOption(1e-8),
-    weight_decay: weightDecayOption(0.01),
-    decay: decayOption,
-  })
-  .strict();
+export const adamwSchema = optimizerSchema('adamw', {
+  lr: lrOption(1e-3),
+  betas: betasOption(0.9, 0.999),
+  eps: epsOption(1e-8),
+  weight_decay: weightDecayOption(0.01),
+});
 
 export type AdamWConfig = z.infer<typeof adamwSchema>;
 
-/** The Adam moment update and bias-corrected direction, shared with SOAP's 1-D path. */
+/** The AdamW update rule (see the module comment). */
 export function adamwRule(config: AdamWConfig): UpdateRule {
   const [beta1, beta2] = config.betas;
   return {
@@ -38,17 +36,15 @@ export function adamwRule(config: AdamWConfig): UpdateRule {
     },
     update({ grad, param, state, lr, decay }: UpdateContext): UpdateResult {
       const step = state.counters.step + 1;
-      const expAvg = tf.add(tf.mul(state.tensors.exp_avg, beta1), tf.mul(grad, 1 - beta1));
-      const expAvgSq = tf.add(tf.mul(state.tensors.exp_avg_sq, beta2), tf.mul(tf.square(grad), 1 - beta2));
-      const biasCorrection1 = 1 - beta1 ** step;
-      const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** step);
-      const decayed = decay && config.weight_decay > 0 ? tf.mul(param, 1 - lr * config.weight_decay) : param;
-      const denom = tf.add(tf.div(tf.sqrt(expAvgSq), biasCorrection2Sqrt), config.eps);
-      const next = tf.sub(decayed, tf.mul(tf.div(expAvg, denom), lr / biasCorrection1));
+      const decayed = decayWeights(param, lr, config.weight_decay, decay);
+      const expAvg = ema(state.tensors.exp_avg, grad, beta1);
+      const expAvgSq = emaOfSquare(state.tensors.exp_avg_sq, grad, beta2);
+      const direction = adamDirection(expAvg, expAvgSq, config.eps, Math.sqrt(biasCorrection(beta2, step)));
+      const next = descend(decayed, direction, lr / biasCorrection(beta1, step));
       return { param: next, state: { tensors: { exp_avg: expAvg, exp_avg_sq: expAvgSq }, counters: { step } } };
     },
     stateBytes(shape) {
-      return 2 * 4 * shape.reduce((a, b) => a * b, 1);
+      return 2 * 4 * numel(shape);
     },
   };
 }

@@ -1,5 +1,6 @@
 /**
- * Schema pieces every optimizer shares, so option names, ranges and help texts are written once.
+ * Option schemas every optimizer shares: the base schema each optimizer's schema extends, and
+ * the pieces (lr, betas, eps, weight decay) whose names, ranges and help texts are written once.
  */
 import { z } from 'zod';
 
@@ -25,3 +26,30 @@ export const weightDecayOption = (fallback: number) =>
 
 export const epsOption = (fallback: number) =>
   z.number().min(0).default(fallback).describe('added to the square root of the second moment');
+
+/**
+ * The options every optimizer has and the only ones the registry and `RuleOptimizer` read:
+ * `type` (the registry name), `lr` and `decay`. Unknown keys are errors.
+ */
+export const baseOptionsSchema = z.strictObject({
+  type: z.string(),
+  lr: lrOption(1e-3),
+  decay: decayOption,
+});
+
+/** What every optimizer's validated config has (`z.output` of `baseOptionsSchema`). */
+export type BaseOptions = z.output<typeof baseOptionsSchema>;
+
+/**
+ * An optimizer's option schema: `baseOptionsSchema` extended with its `type` literal and its own
+ * options (which may override `lr` to change its default). The keys keep the order type, lr,
+ * own options, decay: the order `soap-train optimizers` lists them and errors name them.
+ */
+export function optimizerSchema<const T extends string, S extends z.core.$ZodLooseShape>(type: T, own: S) {
+  const { decay, ...head } = baseOptionsSchema.shape;
+  return z
+    .strictObject(head)
+    .extend({ type: z.literal(type) })
+    .extend(own)
+    .extend({ decay });
+}

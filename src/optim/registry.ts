@@ -1,54 +1,64 @@
 /**
  * The optimizer registry: a static list of name → (zod schema, rule builder). Adding an
- * optimizer is one module exporting a schema and a builder plus one line here; the CLI's
- * `optimizers` command, config validation and `createOptimizer` all read this list.
+ * optimizer is one module exporting a schema (`optimizerSchema` in common.ts) and a builder,
+ * plus one line here; the CLI's `optimizers` command, config validation and `createOptimizer`
+ * all read this list.
  */
 import { z } from 'zod';
+import { adafactorRule, adafactorSchema } from './adafactor.js';
 import { adamwRule, adamwSchema } from './adamw.js';
+import type { BaseOptions } from './common.js';
 import { RuleOptimizer } from './rule-optimizer.js';
 import { shampooRule, shampooSchema } from './shampoo.js';
 import { soapRule, soapSchema } from './soap.js';
-import { adafactorRule, adafactorSchema } from './adafactor.js';
-import type { UpdateRule } from './types.js';
+import type { DecayFilter, UpdateRule } from './types.js';
 
-export interface RegistryEntry<S extends z.ZodObject = z.ZodObject> {
+/** Any optimizer's schema, as the registry sees it: a strict object with at least the base options. */
+export type OptimizerSchema = z.ZodObject<{ type: z.ZodType<string>; lr: z.ZodType<number>; decay: z.ZodType<DecayFilter> }, z.core.$strict>;
+
+/** A validated `optimizer:` section: the base options plus the optimizer's own. */
+export type OptimizerSection = BaseOptions & Record<string, unknown>;
+
+export interface RegistryEntry {
   /** The `type:` value in configs. */
   name: string;
   /** One line for `soap-train optimizers`. */
   summary: string;
-  schema: S;
-  build(config: z.infer<S>): UpdateRule;
+  schema: OptimizerSchema;
+  /** Validates a section against `schema`; on success, the config and its rule's builder. */
+  validate(section: unknown): { ok: true; config: OptimizerSection; build(): UpdateRule } | { ok: false; issues: z.core.$ZodIssue[] };
 }
 
-function entry<S extends z.ZodObject>(e: RegistryEntry<S>): RegistryEntry {
-  return e as unknown as RegistryEntry;
+/** One registry line; the builder sees its own schema's output type, the registry the base's. */
+function entry<S extends OptimizerSchema>(name: string, summary: string, schema: S, build: (config: z.output<S>) => UpdateRule): RegistryEntry {
+  return {
+    name,
+    summary,
+    schema,
+    validate(section) {
+      const parsed = schema.safeParse(section);
+      if (!parsed.success) return { ok: false, issues: parsed.error.issues };
+      const config = parsed.data;
+      return { ok: true, config, build: () => build(config) };
+    },
+  };
 }
 
 export const OPTIMIZERS: readonly RegistryEntry[] = [
-  entry({
-    name: 'adamw',
-    summary: 'AdamW, torch.optim.AdamW semantics (decoupled weight decay applied before the step)',
-    schema: adamwSchema,
-    build: adamwRule,
-  }),
-  entry({
-    name: 'soap',
-    summary: 'SOAP: Adam in the eigenbasis of Shampoo\'s preconditioner (reference soap.py semantics)',
-    schema: soapSchema,
-    build: soapRule,
-  }),
-  entry({
-    name: 'shampoo',
-    summary: 'Shampoo with Adam grafting, DistributedShampoo semantics (inverse roots by float64 eigh)',
-    schema: shampooSchema,
-    build: shampooRule,
-  }),
-  entry({
-    name: 'adafactor',
-    summary: 'Adafactor (factored second moment) with momentum and SOAP\'s bias-correction/decay conventions',
-    schema: adafactorSchema,
-    build: adafactorRule,
-  }),
+  entry('adamw', 'AdamW, torch.optim.AdamW semantics (decoupled weight decay applied before the step)', adamwSchema, adamwRule),
+  entry('soap', "SOAP: Adam in the eigenbasis of Shampoo's preconditioner (reference soap.py semantics)", soapSchema, soapRule),
+  entry(
+    'shampoo',
+    'Shampoo with Adam grafting, DistributedShampoo semantics (inverse roots by float64 eigh)',
+    shampooSchema,
+    shampooRule,
+  ),
+  entry(
+    'adafactor',
+    "Adafactor (factored second moment) with momentum and SOAP's bias-correction/decay conventions",
+    adafactorSchema,
+    adafactorRule,
+  ),
 ];
 
 export function optimizerNames(): string[] {
@@ -63,10 +73,9 @@ export function findOptimizer(name: string): RegistryEntry | undefined {
  * The schema of the `optimizer:` config section: a union discriminated by `type`, so an option
  * that belongs to another optimizer (or to none) is rejected by the strict object it lands in.
  */
-export function optimizerSectionSchema(): z.ZodType<Record<string, unknown> & { type: string; lr: number }> {
-  const schemas = OPTIMIZERS.map((e) => e.schema) as unknown as [z.ZodObject, z.ZodObject, ...z.ZodObject[]];
-  const union = schemas.length === 1 ? schemas[0] : z.discriminatedUnion('type', schemas as never);
-  return union as unknown as z.ZodType<Record<string, unknown> & { type: string; lr: number }>;
+export function optimizerSectionSchema(): z.ZodType<OptimizerSection> {
+  const [first, ...rest] = OPTIMIZERS.map((e) => e.schema);
+  return rest.length === 0 ? first : z.discriminatedUnion('type', [first, ...rest]);
 }
 
 /** Thrown by createOptimizer on a config the registry refuses. */
@@ -84,20 +93,20 @@ export class OptimizerConfigError extends Error {
  * Builds a `tf.Optimizer` from the same object as a YAML `optimizer:` section, e.g.
  * `createOptimizer({type: 'soap', lr: 3e-3})`. Unknown keys and out-of-range values throw.
  */
-export function createOptimizer(config: { type: string } & Record<string, unknown>): RuleOptimizer {
-  const found = findOptimizer(String(config?.type));
+export function createOptimizer(section: { type: string } & Record<string, unknown>): RuleOptimizer {
+  const found = findOptimizer(String(section?.type));
   if (!found) {
-    throw new OptimizerConfigError(`unknown optimizer type '${String(config?.type)}' (one of: ${optimizerNames().join(', ')})`);
+    throw new OptimizerConfigError(`unknown optimizer type '${String(section?.type)}' (one of: ${optimizerNames().join(', ')})`);
   }
-  const parsed = found.schema.safeParse(config);
-  if (!parsed.success) {
-    const first = parsed.error.issues[0];
+  const result = found.validate(section);
+  if (!result.ok) {
+    const first = result.issues[0];
     const [path, message] =
       first.code === 'unrecognized_keys'
         ? [[...first.path, first.keys[0]], `unknown key (allowed: ${Object.keys(found.schema.shape).join(', ')})`]
         : [first.path, first.message];
-    throw new OptimizerConfigError(`optimizer.${path.join('.')}: ${message}`, parsed.error.issues);
+    throw new OptimizerConfigError(`optimizer.${path.join('.')}: ${message}`, result.issues);
   }
-  const valid = parsed.data as Record<string, unknown> & { lr: number; decay: 'all' | 'matrices' };
-  return new RuleOptimizer(found.build(valid), { type: found.name, lr: valid.lr, decay: valid.decay, config: valid });
+  const { config } = result;
+  return new RuleOptimizer(result.build(), { type: found.name, lr: config.lr, decay: config.decay, config });
 }

@@ -19,45 +19,42 @@
  */
 import { z } from 'zod';
 import { tf } from '../tf.js';
-import { betasOption, decayOption, lrOption, weightDecayOption } from './common.js';
+import { betasOption, lrOption, optimizerSchema, weightDecayOption } from './common.js';
 import { inverseRoot, inverseRootFactors } from './linalg/roots.js';
 import { symmetrize, transpose } from './linalg/matrix.js';
 import { axisStatistic, hostToTensor, modeProduct, numel, type AxisMatrix } from './tensor-modes.js';
+import { accumulate, accumulatorCorrection, adamDirection, biasCorrection, decayWeights, descend, ema } from './transforms.js';
 import type { ParamState, UpdateContext, UpdateResult, UpdateRule } from './types.js';
 
 type Tensor = tf.Tensor;
 
-export const shampooSchema = z
-  .object({
-    type: z.literal('shampoo'),
-    lr: lrOption(3e-3),
-    betas: betasOption(0.95, 0.95).describe('[β1, β2]: momentum, and the EMA rate of the statistics L, R (1 = plain sums)'),
-    epsilon: z.number().min(0).default(1e-12).describe('ridge ε·I added to each bias-corrected statistic before its root'),
-    weight_decay: weightDecayOption(0.01),
-    precondition_frequency: z.number().int().positive().default(10).describe('recompute the inverse roots every this many steps'),
-    start_preconditioning_step: z
-      .number()
-      .int()
-      .positive()
-      .optional()
-      .describe('first step that uses the Shampoo direction (grafting direction before it); default precondition_frequency'),
-    exponent: z
-      .number()
-      .positive()
-      .default(2.5)
-      .describe('per-factor root: L⁻ = L^(−1/exponent); 2 = "Shampoo^(1/2)", 2.5 the paper\'s tuned value, 4 classic'),
-    max_precond_dim: z.number().int().min(0).default(10000).describe('a dim larger than this gets the identity instead of a factor'),
-    grafting: z.enum(['adam', 'none']).default('adam').describe("step-size grafting: 'adam' (per-parameter norm of Adam's step) or 'none'"),
-    grafting_eps: z.number().min(0).default(1e-8).describe("eps of the Adam grafting direction, added to its sqrt second moment"),
-    grafting_beta2: z
-      .number()
-      .gt(0)
-      .max(1)
-      .optional()
-      .describe('EMA rate of the grafting second moment (1 = Adagrad sums); default β2'),
-    decay: decayOption,
-  })
-  .strict();
+export const shampooSchema = optimizerSchema('shampoo', {
+  lr: lrOption(3e-3),
+  betas: betasOption(0.95, 0.95).describe('[β1, β2]: momentum, and the EMA rate of the statistics L, R (1 = plain sums)'),
+  epsilon: z.number().min(0).default(1e-12).describe('ridge ε·I added to each bias-corrected statistic before its root'),
+  weight_decay: weightDecayOption(0.01),
+  precondition_frequency: z.number().int().positive().default(10).describe('recompute the inverse roots every this many steps'),
+  start_preconditioning_step: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe('first step that uses the Shampoo direction (grafting direction before it); default precondition_frequency'),
+  exponent: z
+    .number()
+    .positive()
+    .default(2.5)
+    .describe('per-factor root: L⁻ = L^(−1/exponent); 2 = "Shampoo^(1/2)", 2.5 the paper\'s tuned value, 4 classic'),
+  max_precond_dim: z.number().int().min(0).default(10000).describe('a dim larger than this gets the identity instead of a factor'),
+  grafting: z.enum(['adam', 'none']).default('adam').describe("step-size grafting: 'adam' (per-parameter norm of Adam's step) or 'none'"),
+  grafting_eps: z.number().min(0).default(1e-8).describe("eps of the Adam grafting direction, added to its sqrt second moment"),
+  grafting_beta2: z
+    .number()
+    .gt(0)
+    .max(1)
+    .optional()
+    .describe('EMA rate of the grafting second moment (1 = Adagrad sums); default β2'),
+});
 
 export type ShampooConfig = z.infer<typeof shampooSchema>;
 
@@ -74,11 +71,6 @@ export function shampooStateBytes(shape: readonly number[], config: ShampooConfi
     if (p) bytes += 2 * 4 * shape[i] * shape[i];
   });
   return bytes;
-}
-
-/** EMA with β = 1 meaning a plain running sum (DistributedShampoo's convention). */
-function accumulate(old: Tensor, fresh: Tensor, beta: number): Tensor {
-  return beta === 1 ? tf.add(old, fresh) : tf.add(tf.mul(old, beta), tf.mul(fresh, 1 - beta));
 }
 
 /** From this size up the root is reassembled on the device (n³ flops: ~20× faster as a matMul). */
@@ -124,20 +116,21 @@ export function shampooRule(config: ShampooConfig): UpdateRule {
       const anyPrecond = precond.some((p) => p);
       const tensors = { ...state.tensors };
       const step = state.counters.step + 1;
-      tensors.exp_avg = tf.add(tf.mul(tensors.exp_avg, beta1), tf.mul(grad, 1 - beta1));
-      const momentum = tf.div(tensors.exp_avg, 1 - beta1 ** step);
+      tensors.exp_avg = ema(tensors.exp_avg, grad, beta1);
+      const momentum = tf.div(tensors.exp_avg, biasCorrection(beta1, step));
       precond.forEach((p, i) => {
         if (p) tensors[`GG_${i}`] = accumulate(tensors[`GG_${i}`], axisStatistic(grad, i), beta2);
       });
       let graft = momentum;
       if (config.grafting === 'adam') {
         tensors.graft_exp_avg_sq = accumulate(tensors.graft_exp_avg_sq, tf.square(grad), graftBeta2);
-        const bc2 = graftBeta2 === 1 ? 1 : 1 - graftBeta2 ** step;
-        graft = tf.div(momentum, tf.add(tf.sqrt(tf.div(tensors.graft_exp_avg_sq, bc2)), config.grafting_eps));
+        // The second moment is corrected before its root: sqrt(A/(1−β2gᵗ)) + eps.
+        const corrected = tf.div(tensors.graft_exp_avg_sq, accumulatorCorrection(graftBeta2, step));
+        graft = adamDirection(momentum, corrected, config.grafting_eps);
       }
       if (anyPrecond && step >= start && (step - start) % freq === 0) {
         ctx.time('refresh', () => {
-          const bc = beta2 === 1 ? 1 : 1 - beta2 ** step;
+          const bc = accumulatorCorrection(beta2, step);
           precond.forEach((p, i) => {
             if (!p) return;
             const d = param.shape[i];
@@ -156,8 +149,8 @@ export function shampooRule(config: ShampooConfig): UpdateRule {
             ? tf.mul(pre, tf.div(tf.norm(graft), tf.maximum(tf.norm(pre), 1e-30)))
             : pre;
       }
-      const decayed = ctx.decay && config.weight_decay > 0 ? tf.mul(param, 1 - lr * config.weight_decay) : param;
-      const next = tf.sub(decayed, tf.mul(direction, lr));
+      const decayed = decayWeights(param, lr, config.weight_decay, ctx.decay);
+      const next = descend(decayed, direction, lr);
       return { param: next, state: { tensors, counters: { step } } };
     },
 

@@ -9,8 +9,8 @@
  */
 import { tf } from '../tf.js';
 import { eigh } from './linalg/eigh.js';
+import { householderQ } from './linalg/householder.js';
 import { argsortDescending, symmetrize, transpose } from './linalg/matrix.js';
-import { householderQ } from './linalg/qr.js';
 import { deviceHouseholderQ } from './linalg/qr-device.js';
 import { hostToTensor, permuteAxis, type AxisMatrix } from './tensor-modes.js';
 

@@ -10,7 +10,7 @@
  *                 W ← W − α N, α = lr·sqrt(1−β2ᵗ)/(1−β1ᵗ) (lr without correct_bias)
  *                 W ← W − lr·wd·W                      (decay after the step, raw lr)
  *                 L ← β_s L + (1−β_s) G Gᵀ ; R likewise
- *                 every f-th t: Rayleigh sort + power step + QR per factor (refresh.ts)
+ *                 every f-th t: Rayleigh sort + power step + QR per factor (soap-refresh.ts)
  *
  * Statistics and bases are float32 tensors used on device every step. The first basis comes
  * from a float64 host eigh; the periodic refresh runs in float32 on the device like the
@@ -18,54 +18,48 @@
  */
 import { z } from 'zod';
 import { tf } from '../tf.js';
-import { betasOption, decayOption, epsOption, lrOption, weightDecayOption } from './common.js';
+import { betasOption, epsOption, lrOption, optimizerSchema, weightDecayOption } from './common.js';
 import { refreshBases, initialBasis, type Basis } from './soap-refresh.js';
 import { axisStatistic, mergeDims, modeProduct, numel, type AxisMatrix } from './tensor-modes.js';
+import { adamDirection, biasCorrectedStepSize, decayWeights, descend, ema, emaOfSquare } from './transforms.js';
 import type { ParamState, UpdateContext, UpdateResult, UpdateRule } from './types.js';
 
 type Tensor = tf.Tensor;
 
-export const soapSchema = z
-  .object({
-    type: z.literal('soap'),
-    lr: lrOption(3e-3),
-    betas: betasOption(0.95, 0.95),
-    shampoo_beta: z
-      .number()
-      .lt(1)
-      .default(-1)
-      .describe('EMA rate β_s of the statistics L and R; a negative value means use β2 (the reference default −1)'),
-    eps: epsOption(1e-8).describe('added to sqrt(V) in the rotated basis; not bias-corrected (reference convention)'),
-    weight_decay: weightDecayOption(0.01),
-    precondition_frequency: z
-      .number()
-      .int()
-      .positive()
-      .default(10)
-      .describe('refresh the eigenbases every this many Adam steps (the paper: 10 at 2M-token batches, 80 at 256k)'),
-    max_precond_dim: z
-      .number()
-      .int()
-      .min(0)
-      .default(10000)
-      .describe('a dim larger than this keeps the identity basis and no statistic; 0 makes SOAP exactly Adam'),
-    merge_dims: z
-      .boolean()
-      .default(false)
-      .describe('fold consecutive dims while their product stays ≤ max_precond_dim before preconditioning'),
-    precondition_1d: z
-      .boolean()
-      .default(false)
-      .describe('give 1-D parameters a full n×n factor instead of plain Adam'),
-    normalize_grads: z.boolean().default(false).describe('divide the rotated-back direction by its RMS (plus 1e-30)'),
-    correct_bias: z.boolean().default(true).describe('Adam bias correction α = lr·sqrt(1−β2ᵗ)/(1−β1ᵗ)'),
-    one_sided: z
-      .boolean()
-      .default(false)
-      .describe("the paper's one-sided variant: rotate only the smallest preconditioned dim, identity on the others"),
-    decay: decayOption,
-  })
-  .strict();
+export const soapSchema = optimizerSchema('soap', {
+  lr: lrOption(3e-3),
+  betas: betasOption(0.95, 0.95),
+  shampoo_beta: z
+    .number()
+    .lt(1)
+    .default(-1)
+    .describe('EMA rate β_s of the statistics L and R; a negative value means use β2 (the reference default −1)'),
+  eps: epsOption(1e-8).describe('added to sqrt(V) in the rotated basis; not bias-corrected (reference convention)'),
+  weight_decay: weightDecayOption(0.01),
+  precondition_frequency: z
+    .number()
+    .int()
+    .positive()
+    .default(10)
+    .describe('refresh the eigenbases every this many Adam steps (the paper: 10 at 2M-token batches, 80 at 256k)'),
+  max_precond_dim: z
+    .number()
+    .int()
+    .min(0)
+    .default(10000)
+    .describe('a dim larger than this keeps the identity basis and no statistic; 0 makes SOAP exactly Adam'),
+  merge_dims: z
+    .boolean()
+    .default(false)
+    .describe('fold consecutive dims while their product stays ≤ max_precond_dim before preconditioning'),
+  precondition_1d: z.boolean().default(false).describe('give 1-D parameters a full n×n factor instead of plain Adam'),
+  normalize_grads: z.boolean().default(false).describe('divide the rotated-back direction by its RMS (plus 1e-30)'),
+  correct_bias: z.boolean().default(true).describe('Adam bias correction α = lr·sqrt(1−β2ᵗ)/(1−β1ᵗ)'),
+  one_sided: z
+    .boolean()
+    .default(false)
+    .describe("the paper's one-sided variant: rotate only the smallest preconditioned dim, identity on the others"),
+});
 
 export type SoapConfig = z.infer<typeof soapSchema>;
 
@@ -136,6 +130,7 @@ export function soapRule(config: SoapConfig): UpdateRule {
         const stats = scaledStatistics(g, preconditioned, 1 - shampooBeta);
         stats.forEach((stat, i) => {
           if (!stat) return;
+          // β_s·GG + stat: the EMA with its (1−β_s) already inside `stat` (see scaledStatistics).
           tensors[`GG_${i}`] = state.counters.initialized === 0 ? stat : tf.add(tf.mul(tensors[`GG_${i}`], shampooBeta), stat);
         });
       };
@@ -155,16 +150,17 @@ export function soapRule(config: SoapConfig): UpdateRule {
       const fromRotated = axisMatrices(tensors, preconditioned, false);
       const rotated = modeProduct(g, toRotated);
       const step = state.counters.step + 1;
-      const expAvg = tf.add(tf.mul(tensors.exp_avg, beta1), tf.mul(rotated, 1 - beta1));
-      let expAvgSq = tf.add(tf.mul(tensors.exp_avg_sq, beta2), tf.mul(tf.square(rotated), 1 - beta2));
-      let direction = modeProduct(tf.div(expAvg, tf.add(tf.sqrt(expAvgSq), config.eps)), fromRotated);
+      const expAvg = ema(tensors.exp_avg, rotated, beta1);
+      let expAvgSq = emaOfSquare(tensors.exp_avg_sq, rotated, beta2);
+      let direction = modeProduct(adamDirection(expAvg, expAvgSq, config.eps), fromRotated);
       if (config.normalize_grads) {
         direction = tf.div(direction, tf.add(tf.sqrt(tf.mean(tf.square(direction))), 1e-30));
       }
-      const stepSize = config.correct_bias ? (lr * Math.sqrt(1 - beta2 ** step)) / (1 - beta1 ** step) : lr;
-      let next = tf.sub(param, tf.mul(tf.reshape(direction, param.shape), stepSize));
-      // W − lr·wd·W as one multiply by (1 − lr·wd): same value up to float32 rounding, one op fewer.
-      if (ctx.decay && config.weight_decay > 0) next = tf.mul(next, 1 - lr * config.weight_decay);
+      const stepSize = config.correct_bias ? biasCorrectedStepSize(lr, beta1, beta2, step) : lr;
+      const stepped = descend(param, tf.reshape(direction, param.shape), stepSize);
+      // Decay after the step with the raw lr, as the reference; its W − lr·wd·W is spelled as one
+      // multiply by (1 − lr·wd) here (equal up to float32 rounding, one op fewer).
+      const next = decayWeights(stepped, lr, config.weight_decay, ctx.decay);
 
       updateStatistics();
       let expAvgNext: Tensor = expAvg;

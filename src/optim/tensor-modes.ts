@@ -1,7 +1,7 @@
 /**
  * Tensor building blocks shared by SOAP and Shampoo: dimension merging, per-axis statistics
  * (G contracted with itself over every other axis) and per-axis (mode) products, plus the
- * float32-tensor ↔ float64-host conversions used by the refresh steps.
+ * float64-host → float32-tensor upload and the axis permutation used by the refresh steps.
  *
  * The 2-D paths use only plain (non-transposed) matMuls, because the wasm backend's transposed
  * matMul is about ten times slower; callers therefore pass each matrix together with its

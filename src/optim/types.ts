@@ -6,9 +6,7 @@
  *
  * State is keyed by parameter name (never by position) so checkpoints survive a reordering.
  */
-import type { tf } from '../tf.js';
-
-type Tensor = import('@tensorflow/tfjs').Tensor;
+import type { Tensor } from '../tf.js';
 
 /** One parameter's optimizer state: tensors (moments, statistics, bases) and plain counters. */
 export interface ParamState {
@@ -57,5 +55,3 @@ export interface UpdateRule {
 
 /** Which parameters weight decay applies to: every one (torch.optim) or ≥2-D ones (nanoGPT, OLMo). */
 export type DecayFilter = 'all' | 'matrices';
-
-export type TfNamespace = typeof tf;

@@ -11,6 +11,7 @@
  * - the matrix is scaled by 1/max|aᵢⱼ| first, so convergence is judged relative to the
  *   matrix's own scale (statistics of 1e-12 behave exactly like statistics of 1).
  */
+import { formQ, reflector } from './householder.js';
 import { maxAbs } from './matrix.js';
 
 export interface EighResult {
@@ -61,23 +62,13 @@ function tridiagonalize(a: Float64Array, n: number, d: Float64Array, e: Float64A
   for (let k = 0; k < n - 2; k++) {
     const rowK = k * n;
     const s = k + 1;
-    let sigma = 0;
-    for (let j = s + 1; j < n; j++) sigma += a[rowK + j] * a[rowK + j];
-    const x0 = a[rowK + s];
     d[k] = a[rowK + k];
-    if (sigma === 0) {
-      // Already reduced in this column: H = I.
-      e[k] = x0;
-      betas[k] = 0;
-      continue;
-    }
-    const alpha = x0 >= 0 ? -Math.sqrt(x0 * x0 + sigma) : Math.sqrt(x0 * x0 + sigma);
-    // v lives in row k (columns s..n−1) so Q can be formed afterwards.
-    a[rowK + s] = x0 - alpha;
-    const vnorm2 = (x0 - alpha) * (x0 - alpha) + sigma;
-    const beta = 2 / vnorm2;
+    // No scale-free reflector needed: the whole matrix was scaled to max|aᵢⱼ| = 1 already.
+    // v overwrites A[k, s:] so that Q can be formed afterwards.
+    const { beta, alpha } = reflector(a, a, rowK + s, rowK + n, false);
     betas[k] = beta;
     e[k] = alpha;
+    if (beta === 0) continue;
     // p = β·A22·v (rows of A22 are contiguous).
     let pv = 0;
     for (let i = s; i < n; i++) {
@@ -106,27 +97,8 @@ function tridiagonalize(a: Float64Array, n: number, d: Float64Array, e: Float64A
     d[n - 1] = a[n * n - 1];
     e[n - 1] = 0;
   }
-  // Q = H₀·H₁···H_{n−3}, accumulated backwards so each reflector touches only its block.
-  const q = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) q[i * n + i] = 1;
-  const w = new Float64Array(n);
-  for (let k = n - 3; k >= 0; k--) {
-    const beta = betas[k];
-    if (beta === 0) continue;
-    const rowK = k * n;
-    const s = k + 1;
-    w.fill(0, s, n);
-    for (let i = s; i < n; i++) {
-      const vi = a[rowK + i];
-      const row = i * n;
-      for (let j = s; j < n; j++) w[j] += vi * q[row + j];
-    }
-    for (let i = s; i < n; i++) {
-      const f = beta * a[rowK + i];
-      const row = i * n;
-      for (let j = s; j < n; j++) q[row + j] -= f * w[j];
-    }
-  }
+  // Q = H₀·H₁···H_{n−3}; reflector k acts on rows and columns k+1… .
+  const q = formQ(a, n, betas, n, n, 1);
   // Transpose in place: the QL rotations act on columns of Q, i.e. on rows of Qᵀ.
   for (let i = 0; i < n; i++) {
     for (let j = i + 1; j < n; j++) {

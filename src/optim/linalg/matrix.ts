@@ -1,17 +1,11 @@
 /**
- * Dense float64 matrix helpers for the host-side linear algebra (eigh, QR, roots).
+ * Dense float64 matrix helpers for the host-side linear algebra (eigh, QR, roots) and the
+ * optimizers' host steps.
  *
  * Matrices are `Float64Array`s in row-major order with their sizes passed alongside; nothing
  * here allocates a class so the arrays move to and from tfjs (`dataSync()`, `tf.tensor`)
  * without copies beyond the float32↔float64 conversion.
  */
-
-/** The n×n identity, row-major. */
-export function identity(n: number): Float64Array {
-  const out = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) out[i * n + i] = 1;
-  return out;
-}
 
 /** Bᵀ for a rows×cols row-major A (so B is cols×rows). Blocked for cache reuse. */
 export function transpose(a: ArrayLike<number>, rows: number, cols: number): Float64Array {
@@ -29,24 +23,6 @@ export function transpose(a: ArrayLike<number>, rows: number, cols: number): Flo
   return out;
 }
 
-/**
- * C = A·B for A (m×k) and B (k×n), row-major, float64. The i-k-j loop order streams rows of
- * B and C so the inner loop is a contiguous axpy.
- */
-export function matmul(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
-  const c = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) {
-    const ci = i * n;
-    for (let p = 0; p < k; p++) {
-      const aip = a[i * k + p];
-      if (aip === 0) continue;
-      const bp = p * n;
-      for (let j = 0; j < n; j++) c[ci + j] += aip * b[bp + j];
-    }
-  }
-  return c;
-}
-
 /** max |aᵢⱼ|, the scale against which tolerances and convergence are judged. */
 export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
@@ -55,18 +31,6 @@ export function maxAbs(a: ArrayLike<number>): number {
     if (v > m) m = v;
   }
   return m;
-}
-
-/** Frobenius norm ‖A‖_F, scaled to avoid overflow/underflow. */
-export function frobenius(a: ArrayLike<number>): number {
-  const s = maxAbs(a);
-  if (s === 0 || !Number.isFinite(s)) return s;
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) {
-    const v = a[i] / s;
-    sum += v * v;
-  }
-  return s * Math.sqrt(sum);
 }
 
 /** (A + Aᵀ)/2: removes the asymmetry float32 matMuls leave in a statistic like G·Gᵀ. */

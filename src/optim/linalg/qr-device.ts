@@ -6,16 +6,22 @@
  * cheap, so they run on the host in float64 from the panel's float32 values; the trailing
  * updates and the formation of Q (≈ 8/3·n³ flops) are compact-WY block reflector products
  * I − V·T·Vᵀ applied with matMuls. The arithmetic is therefore float32 like the reference's
- * `torch.linalg.qr` on float32 input, with the same LAPACK sign convention as `householderQ`
- * (reflector k maps a_k to α·e_k, α = −sign(a_kk)·‖a_k[k:]‖), so the two agree up to float32
- * roundoff column by column, including the orthonormal completion of rank-deficient inputs.
+ * `torch.linalg.qr` on float32 input. The panels use householder.ts's `reflector` and `reflect`,
+ * the same reflectors as the host `householderQ`, so the two agree up to float32 roundoff
+ * column by column, including the orthonormal completion of rank-deficient inputs.
+ *
+ * Why a second QR at all: only the reflector arithmetic can be shared. What makes this one
+ * fast, accumulating a panel's reflectors into V·T·Vᵀ and applying the trailing updates and Q
+ * as float32 matMuls, has no counterpart in the unblocked float64 host loops, which stay the
+ * faster and more exact choice below ~64 columns (soap-refresh.ts picks by size).
  */
 import { tf } from '../../tf.js';
+import { reflect, reflector } from './householder.js';
 
 type Tensor2D = tf.Tensor2D;
 
 /** Panel width: wide enough for efficient GEMMs, narrow enough that host panels stay cheap. */
-export const QR_BLOCK = 32;
+const QR_BLOCK = 32;
 
 /** One panel's block reflector I − V·T·Vᵀ, kept as the factors the matMuls need. */
 interface Panel {
@@ -32,7 +38,7 @@ interface Panel {
 /**
  * Factors the r×b row-major `panel` (float32 values from the device) in float64: returns
  * Vᵀ (b×r, reflector j in row j), V·T and V·Tᵀ (r×b) with H₀···H_{b−1} = I − V·T·Vᵀ.
- * Reflectors follow `householderQ` exactly (scale-free v = x/scale − α e₁, β = 2/‖v‖²);
+ * Reflectors are `householderQ`'s (householder.ts: scale-free v = x/s − α e₁, β = 2/‖v‖²);
  * a column that needs no reflection gets β = 0 and v = 0.
  */
 function factorPanel(panel: ArrayLike<number>, r: number, b: number): { vT: Float64Array; vt: Float64Array; vtt: Float64Array } {
@@ -43,29 +49,10 @@ function factorPanel(panel: ArrayLike<number>, r: number, b: number): { vT: Floa
   const vT = new Float64Array(b * r);
   for (let k = 0; k < b; k++) {
     const rowK = k * r;
-    let scale = 0;
-    for (let i = k; i < r; i++) scale = Math.max(scale, Math.abs(w[rowK + i]));
-    if (scale === 0) continue;
-    let sigma = 0;
-    for (let i = k + 1; i < r; i++) {
-      const v = w[rowK + i] / scale;
-      sigma += v * v;
-    }
-    if (sigma === 0) continue;
-    const x0 = w[rowK + k] / scale;
-    const norm = Math.sqrt(x0 * x0 + sigma);
-    const alpha = x0 >= 0 ? -norm : norm;
-    vT[rowK + k] = x0 - alpha;
-    for (let i = k + 1; i < r; i++) vT[rowK + i] = w[rowK + i] / scale;
-    const beta = 2 / ((x0 - alpha) * (x0 - alpha) + sigma);
+    const { beta } = reflector(w, vT, rowK + k, rowK + r, true);
     betas[k] = beta;
-    for (let j = k + 1; j < b; j++) {
-      const rowJ = j * r;
-      let dot = 0;
-      for (let i = k; i < r; i++) dot += vT[rowK + i] * w[rowJ + i];
-      const f = beta * dot;
-      for (let i = k; i < r; i++) w[rowJ + i] -= f * vT[rowK + i];
-    }
+    if (beta === 0) continue;
+    for (let j = k + 1; j < b; j++) reflect(vT, rowK + k, w, j * r + k, r - k, beta);
   }
   // T (b×b upper triangular): T_jj = β_j, T[:j, j] = −β_j·T[:j, :j]·(Vᵀ v_j)[:j] (LAPACK larft).
   const t = new Float64Array(b * b);
@@ -108,7 +95,7 @@ function upload(values: Float64Array, rows: number, cols: number): Tensor2D {
 
 /**
  * The thin Q factor of a = Q·R (m×n float32 tensor, m ≥ n) by blocked Householder QR with the
- * block updates on the device; same conventions as `householderQ`. Returns an m×n float32
+ * block updates on the device; same reflectors as `householderQ`. Returns an m×n float32
  * tensor with orthonormal columns (to float32 roundoff, ~1e-6·√n). Intermediates are disposed.
  */
 export function deviceHouseholderQ(a: Tensor2D, block = QR_BLOCK): Tensor2D {

@@ -33,7 +33,7 @@ export function inverseRootFactors(a: ArrayLike<number>, n: number, p: number, e
 }
 
 /** V·diag(f)·Vᵀ for an n×n row-major V, exploiting symmetry (only the upper triangle is summed). */
-export function reassemble(v: Float64Array, f: Float64Array, n: number): Float64Array {
+function reassemble(v: Float64Array, f: Float64Array, n: number): Float64Array {
   // Row i of W = V·diag(f) is V[i,:]∘f; out[i][j] = Σ_k W[i,k]·V[j,k] reads two rows.
   const w = new Float64Array(n * n);
   for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) w[i * n + k] = v[i * n + k] * f[k];

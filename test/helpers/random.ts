@@ -2,7 +2,7 @@
  * Seeded random matrices for tests and benchmarks: reproducible across machines because the
  * generator is a plain 32-bit integer hash (mulberry32), not Math.random.
  */
-import { householderQ } from './qr.js';
+import { householderQ } from '../../src/optim/linalg/householder.js';
 
 /** A uniform [0, 1) generator from a 32-bit seed (mulberry32). */
 export function uniformRng(seed: number): () => number {
