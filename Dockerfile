@@ -10,7 +10,7 @@ FROM nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl git python3 build-essential \
+ && apt-get install -y --no-install-recommends ca-certificates curl git python3 build-essential libopenblas-dev \
  && curl -fsSL https://deb.nodesource.com/setup_20.x | bash - \
  && apt-get install -y --no-install-recommends nodejs \
  && rm -rf /var/lib/apt/lists/*
@@ -20,6 +20,9 @@ COPY package.json package-lock.json ./
 COPY bin ./bin
 COPY src ./src
 COPY configs ./configs
+# native/ + scripts/: the optional LAPACK binding (SOAP/Shampoo's eigh and QR) that `prepare` builds.
+COPY native ./native
+COPY scripts ./scripts
 COPY tsconfig.json ./
 # Install scripts must run here: tfjs-node-gpu's fetches libtensorflow, `prepare` builds the
 # TypeScript and tokenizes the shipped corpus. Any failure of `npm ci` fails the build; the one

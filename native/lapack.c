@@ -1,0 +1,279 @@
+/*
+ * soap-train's optional binding to the system LAPACK (OpenBLAS on Debian/Ubuntu).
+ *
+ * Exports (all synchronous; all matrices row-major; Float32Array → s* routines,
+ * Float64Array → d* routines; every array of one call must have the same element type):
+ *
+ *   eigh(a, n, values, vectors)      ?syevd. a: n×n symmetric (upper triangle read).
+ *                                    values (n) ← eigenvalues, DESCENDING; vectors (n×n) ←
+ *                                    unit eigenvector of values[j] in column j.
+ *                                    `vectors` may be `a` itself (in place, no copy).
+ *   qr(a, rows, cols, q)             ?gelqf+?orglq on Aᵀ (= ?geqrf+?orgqr on A). q (rows×cols)
+ *                                    ← thin orthonormal Q, LAPACK signs. `q` may be `a`.
+ *   setNumThreads(k) → boolean       openblas_set_num_threads (process-wide); false when the
+ *                                    LAPACK in use is not OpenBLAS (nothing to set).
+ *   getNumThreads() → number         openblas_get_num_threads, or 1 when not OpenBLAS.
+ *   config: string                   openblas_get_config(), or a note that it is not OpenBLAS.
+ *   abi: number                      bumped whenever this interface changes.
+ *
+ * Errors (bad arguments, non-finite input, no convergence) are thrown as JS Errors.
+ * The module is context-aware (NAPI_MODULE_INIT) and keeps no global state, so any number of
+ * worker_threads can load it and call it concurrently. OpenBLAS's thread count is a process-wide
+ * setting: calls from several JS threads at once should run it single-threaded.
+ *
+ * Build: node scripts/build-native.mjs (cc -O2 -shared -fPIC … -lopenblas).
+ * Only the Fortran LAPACK symbols are used (LP64, gfortran hidden string lengths), so
+ * libopenblas-dev alone is enough; LAPACKE is not needed.
+ */
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ABI_VERSION 1
+/* ?syevd's workspace 1 + 6n + 2n² must fit a 32-bit LAPACK integer. */
+#define MAX_ORDER 32000
+#define TILE 64
+
+/* Fortran LAPACK, LP64; trailing size_t arguments are gfortran's hidden CHARACTER lengths. */
+void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
+             double *work, const int *lwork, int *iwork, const int *liwork, int *info, size_t, size_t);
+void ssyevd_(const char *jobz, const char *uplo, const int *n, float *a, const int *lda, float *w,
+             float *work, const int *lwork, int *iwork, const int *liwork, int *info, size_t, size_t);
+void dgelqf_(const int *m, const int *n, double *a, const int *lda, double *tau, double *work,
+             const int *lwork, int *info);
+void sgelqf_(const int *m, const int *n, float *a, const int *lda, float *tau, float *work,
+             const int *lwork, int *info);
+void dorglq_(const int *m, const int *n, const int *k, double *a, const int *lda, const double *tau,
+             double *work, const int *lwork, int *info);
+void sorglq_(const int *m, const int *n, const int *k, float *a, const int *lda, const float *tau,
+             float *work, const int *lwork, int *info);
+
+#ifndef SOAP_NO_OPENBLAS
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+char *openblas_get_config(void);
+#endif
+
+#define REAL double
+#define P(x) d##x
+#include "lapack_kernels.h"
+#undef REAL
+#undef P
+
+#define REAL float
+#define P(x) s##x
+#include "lapack_kernels.h"
+#undef REAL
+#undef P
+
+/* ---- N-API plumbing ---------------------------------------------------------------------- */
+
+#define CHECK(call)                                                        \
+  do {                                                                     \
+    if ((call) != napi_ok) {                                               \
+      throw_pending_or(env, "lapack: N-API call failed: " #call);          \
+      return NULL;                                                         \
+    }                                                                      \
+  } while (0)
+
+static void throw_pending_or(napi_env env, const char *msg) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return;
+  napi_throw_error(env, NULL, msg);
+}
+
+static napi_value fail(napi_env env, const char *msg) {
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+static napi_value fail_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, NULL, msg);
+  return NULL;
+}
+
+typedef struct {
+  napi_typedarray_type type; /* napi_float32_array or napi_float64_array */
+  void *data;                /* already offset by the view's byteOffset */
+  size_t length;             /* elements */
+} View;
+
+/* Reads a Float32Array/Float64Array argument; returns 0 (and throws) on anything else. */
+static int get_view(napi_env env, napi_value value, const char *what, View *out) {
+  bool is_ta = false;
+  if (napi_is_typedarray(env, value, &is_ta) != napi_ok || !is_ta) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "lapack: %s must be a Float32Array or Float64Array", what);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, value, &out->type, &out->length, &out->data, &buffer, &offset) != napi_ok) {
+    throw_pending_or(env, "lapack: could not read a typed array");
+    return 0;
+  }
+  if (out->type != napi_float32_array && out->type != napi_float64_array) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "lapack: %s must be a Float32Array or Float64Array", what);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
+/* Reads a non-negative integer argument ≤ max; returns 0 (and throws) otherwise. */
+static int get_size(napi_env env, napi_value value, const char *what, double max, int *out) {
+  double d;
+  if (napi_get_value_double(env, value, &d) != napi_ok || !(d >= 0) || d != floor(d) || d > max) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "lapack: %s must be an integer in [0, %.0f]", what, max);
+    napi_throw_range_error(env, NULL, msg);
+    return 0;
+  }
+  *out = (int)d;
+  return 1;
+}
+
+static size_t elem_size(napi_typedarray_type t) { return t == napi_float64_array ? 8 : 4; }
+
+/* Copies src → dst unless they are the same memory; partially overlapping views are refused. */
+static int copy_unless_same(napi_env env, const View *src, const View *dst, size_t count) {
+  if (src->data == dst->data || count == 0) return 1;
+  size_t bytes = count * elem_size(src->type);
+  const char *s = src->data;
+  const char *d = dst->data;
+  if (s < d + bytes && d < s + bytes) {
+    napi_throw_error(env, NULL, "lapack: output overlaps the input without being the same array view");
+    return 0;
+  }
+  memcpy(dst->data, src->data, bytes);
+  return 1;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+/* eigh(a, n, values, vectors) */
+static napi_value Eigh(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return fail_type(env, "lapack.eigh(a, n, values, vectors): expected 4 arguments");
+  View a, w, v;
+  int n;
+  if (!get_view(env, argv[0], "a", &a) || !get_size(env, argv[1], "n", MAX_ORDER, &n) ||
+      !get_view(env, argv[2], "values", &w) || !get_view(env, argv[3], "vectors", &v))
+    return NULL;
+  if (a.type != w.type || a.type != v.type)
+    return fail_type(env, "lapack.eigh: a, values and vectors must all be Float32Array or all Float64Array");
+  size_t nn = (size_t)n * (size_t)n;
+  if (a.length != nn || v.length != nn || w.length != (size_t)n) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "eigh: expected %zu entries in a and vectors and %d in values, got %zu, %zu, %zu",
+             nn, n, a.length, v.length, w.length);
+    return fail(env, msg);
+  }
+  /* values must not share memory with the matrices (LAPACK would overwrite one with the other). */
+  {
+    const char *wp = w.data, *vp = v.data, *ap = a.data;
+    size_t wb = (size_t)n * elem_size(w.type), mb = nn * elem_size(v.type);
+    if (n > 0 && ((wp < vp + mb && vp < wp + wb) || (wp < ap + mb && ap < wp + wb)))
+      return fail(env, "lapack.eigh: values overlaps a or vectors");
+  }
+  if (!copy_unless_same(env, &a, &v, nn)) return NULL;
+  const char *err = a.type == napi_float64_array ? deigh_kernel(v.data, w.data, n) : seigh_kernel(v.data, w.data, n);
+  if (err) return fail(env, err);
+  return undefined(env);
+}
+
+/* qr(a, rows, cols, q) */
+static napi_value Qr(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return fail_type(env, "lapack.qr(a, rows, cols, q): expected 4 arguments");
+  View a, q;
+  int rows, cols;
+  if (!get_view(env, argv[0], "a", &a) || !get_size(env, argv[1], "rows", INT_MAX, &rows) ||
+      !get_size(env, argv[2], "cols", INT_MAX, &cols) || !get_view(env, argv[3], "q", &q))
+    return NULL;
+  if (a.type != q.type) return fail_type(env, "lapack.qr: a and q must both be Float32Array or both Float64Array");
+  if (rows < cols) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "qr: needs rows ≥ columns, got %d×%d", rows, cols);
+    return fail(env, msg);
+  }
+  size_t count = (size_t)rows * (size_t)cols;
+  if (count > (size_t)INT_MAX) return fail(env, "qr: matrix too large for 32-bit LAPACK");
+  if (a.length != count || q.length != count) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "qr: expected %zu entries in a and q, got %zu and %zu", count, a.length, q.length);
+    return fail(env, msg);
+  }
+  if (!copy_unless_same(env, &a, &q, count)) return NULL;
+  const char *err = a.type == napi_float64_array ? dqr_kernel(q.data, rows, cols) : sqr_kernel(q.data, rows, cols);
+  if (err) return fail(env, err);
+  return undefined(env);
+}
+
+static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int k;
+  if (argc < 1 || !get_size(env, argv[0], "threads", 1024, &k)) return NULL;
+  if (k < 1) return fail(env, "lapack.setNumThreads: threads must be ≥ 1");
+  napi_value result;
+#ifndef SOAP_NO_OPENBLAS
+  openblas_set_num_threads(k);
+  CHECK(napi_get_boolean(env, true, &result));
+#else
+  CHECK(napi_get_boolean(env, false, &result));
+#endif
+  return result;
+}
+
+static napi_value GetNumThreads(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+#ifndef SOAP_NO_OPENBLAS
+  CHECK(napi_create_int32(env, openblas_get_num_threads(), &result));
+#else
+  CHECK(napi_create_int32(env, 1, &result));
+#endif
+  return result;
+}
+
+NAPI_MODULE_INIT() {
+  const char *config;
+#ifndef SOAP_NO_OPENBLAS
+  config = openblas_get_config();
+  if (!config) config = "OpenBLAS";
+#else
+  config = "system LAPACK/BLAS via -llapack -lblas (no OpenBLAS thread control)";
+#endif
+  napi_value config_str, abi;
+  if (napi_create_string_utf8(env, config, NAPI_AUTO_LENGTH, &config_str) != napi_ok) return NULL;
+  if (napi_create_int32(env, ABI_VERSION, &abi) != napi_ok) return NULL;
+  napi_property_descriptor props[] = {
+      {"eigh", NULL, Eigh, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"qr", NULL, Qr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setNumThreads", NULL, SetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getNumThreads", NULL, GetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"config", NULL, NULL, NULL, NULL, config_str, napi_enumerable, NULL},
+      {"abi", NULL, NULL, NULL, NULL, abi, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
