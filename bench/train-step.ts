@@ -16,6 +16,7 @@ import { loadConfig, parseOverride } from '../src/config/load.js';
 import { initParams } from '../src/model/index.js';
 import { createOptimizer, OPTIMIZERS } from '../src/optim/registry.js';
 import { tf } from '../src/tf.js';
+import { LinalgPool } from '../src/optim/linalg/pool.js';
 import { trainStep } from '../src/train/step.js';
 
 const argv = process.argv.slice(2);
@@ -33,6 +34,7 @@ const micro = t.micro_batch_size ?? t.batch_size;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rows: Array<Record<string, string | number>> = [];
 
+const pool = new LinalgPool();
 for (const backend of backends) {
   await selectBackend(backend as 'wasm' | 'cpu');
   const n = backend === 'cpu' ? Math.min(steps, 3) : steps;
@@ -46,7 +48,7 @@ for (const backend of backends) {
     const split = { fwd_bwd: 0, optim: 0, refresh: 0, refreshSteps: 0 };
     for (let s = 0; s <= n; s++) {
       const start = performance.now();
-      const r = trainStep({ params, model: config.model, optimizer, lr: 1e-3, gradClip: 1, microBatches: t.batch_size / micro, microBatchSize: micro, seqLen: t.seq_len, batch });
+      const r = await trainStep({ params, model: config.model, optimizer, lr: 1e-3, gradClip: 1, microBatches: t.batch_size / micro, microBatchSize: micro, seqLen: t.seq_len, batch, hostWork: { pool } });
       if (s === 0) continue; // warm-up (and SOAP's skipped first call)
       total.push(performance.now() - start);
       split.fwd_bwd += r.times.fwd_bwd_ms;

@@ -60,7 +60,7 @@ test('save → load round-trips every bit and the metadata, and leaves no temp f
   assert.equal(saved.reused, false);
   const loaded = loadLatestValidCheckpoint(run);
   assert.ok(loaded);
-  assert.equal(loaded.meta.format_version, 1);
+  assert.equal(loaded.meta.format_version, 2);
   assert.equal(loaded.meta.step, 4);
   assert.equal(loaded.meta.tokens_seen, 256);
   assert.deepEqual(loaded.meta.rng, { seed: 3 });
@@ -126,7 +126,7 @@ test('a torn or foreign meta.json is skipped with its reason', async () => {
   writeFileSync(ckpt(run, 2, 'meta.json'), JSON.stringify({ ...meta2, format_version: 99 }));
   const reasons: string[] = [];
   assert.equal(loadLatestValidCheckpoint(run, (_info, reason) => reasons.push(reason))?.meta.step, 1);
-  assert.deepEqual(reasons, ['meta.json is not valid JSON (torn write?)', 'unknown format_version 99 (this soap-train reads 1)']);
+  assert.deepEqual(reasons, ['meta.json is not valid JSON (torn write?)', 'unknown format_version 99 (this soap-train reads 1, 2)']);
 });
 
 test('no valid checkpoint is a bad-input error naming the run; no checkpoint at all is null', async () => {

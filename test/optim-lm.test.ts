@@ -4,10 +4,11 @@
  * and lowers its loss on held-out text, with a constant tensor count across refresh steps.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { modelSchema } from '../src/model/config.js';
 import { initParams, lossTerms } from '../src/model/index.js';
 import { createOptimizer, OPTIMIZERS, tf } from '../src/index.js';
+import { LinalgPool } from '../src/optim/linalg/pool.js';
 import { trainStep } from '../src/train/step.js';
 import { shortRunOptions } from './helpers/optimizers.js';
 import { sampleText } from './helpers/tiny-run.js';
@@ -39,14 +40,17 @@ function heldOutLoss(params: Record<string, tf.Variable>): number {
   });
 }
 
+const pool = new LinalgPool();
+after(() => pool.terminate());
+
 for (const entry of OPTIMIZERS) {
-  test(`${entry.name} lowers a tiny language model's held-out loss`, () => {
+  test(`${entry.name} lowers a tiny language model's held-out loss`, async () => {
     const params = initParams(model, { seed: 5, namePrefix: `lm_${entry.name}.` });
     const optimizer = createOptimizer({ type: entry.name, lr: 1e-2, ...shortRunOptions(entry) });
     const before = heldOutLoss(params);
     const counts: number[] = [];
     for (let step = 0; step < 30; step++) {
-      trainStep({
+      await trainStep({
         params,
         model,
         optimizer,
@@ -56,6 +60,7 @@ for (const entry of OPTIMIZERS) {
         microBatchSize: ROWS / 2,
         seqLen: SEQ,
         batch: (i) => batchAt([0, 1, 2, 3].slice(i * 2, i * 2 + 2).map((r) => (step * 97 + r * 701) % 2900)),
+        hostWork: { pool },
       });
       counts.push(tf.memory().numTensors);
     }

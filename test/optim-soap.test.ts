@@ -200,3 +200,44 @@ test('normalize_grads with correct_bias false moves W by exactly lr in RMS on th
   opt.dispose();
   w.dispose();
 });
+
+test('first bases through the low-rank path (TypeScript linear algebra): each Q diagonalises its statistic, largest first', () => {
+  // Without LAPACK a 12×60 gradient's 60² statistic (rank ≤ 12) comes from the 12² side's eigh
+  // plus an orthonormal completion (linalg/low-rank.ts); the basis must still be an eigenbasis.
+  const saved = process.env.SOAP_TRAIN_NATIVE;
+  process.env.SOAP_TRAIN_NATIVE = '0';
+  try {
+    const opt = createOptimizer({ type: 'soap', lr: 0.01 });
+    const rng = normalRng(21);
+    const w = tf.variable(tf.zeros([12, 60]), true, 'lowrank.w');
+    const g = tf.tensor2d(Float32Array.from({ length: 720 }, rng), [12, 60]);
+    opt.applyGradients({ [w.name]: g });
+    const state = opt.stateOf(w.name)!;
+    for (const axis of [0, 1]) {
+      const q = state.tensors[`Q_${axis}`] as tf.Tensor2D;
+      const stat = state.tensors[`GG_${axis}`] as tf.Tensor2D;
+      const n = q.shape[0];
+      const d = tf.tidy(() => tf.matMul(tf.matMul(q, stat, true, false), q).arraySync());
+      const qtq = tf.tidy(() => tf.matMul(q, q, true, false).arraySync());
+      const scale = Math.abs(d[0][0]);
+      let offDiagonal = 0;
+      let orthogonality = 0;
+      for (let i = 0; i < n; i++) {
+        if (i > 0) assert.ok(d[i][i] <= d[i - 1][i - 1] + 1e-5 * scale, `axis ${axis}: eigenvalues descend at ${i}`);
+        for (let j = 0; j < n; j++) {
+          if (i !== j) offDiagonal = Math.max(offDiagonal, Math.abs(d[i][j]) / scale);
+          orthogonality = Math.max(orthogonality, Math.abs(qtq[i][j] - (i === j ? 1 : 0)));
+        }
+      }
+      assert.ok(offDiagonal < 1e-5, `axis ${axis}: QᵀPQ off-diagonal ${offDiagonal}`);
+      assert.ok(orthogonality < 1e-5, `axis ${axis}: QᵀQ − I ${orthogonality}`);
+      // Rank ≤ 12: the 60-side's eigenvalues past the 12th are zero.
+      if (axis === 1) assert.ok(Math.abs(d[12][12]) < 1e-5 * scale, `null space eigenvalue ${d[12][12]}`);
+    }
+    opt.dispose();
+    tf.dispose([w, g]);
+  } finally {
+    if (saved === undefined) delete process.env.SOAP_TRAIN_NATIVE;
+    else process.env.SOAP_TRAIN_NATIVE = saved;
+  }
+});

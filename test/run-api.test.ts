@@ -43,7 +43,8 @@ test('runExperiment: aborted through its signal at step 3, resumed to 8, equals 
     runDir: runDir('split'),
     signal: stop.signal,
     onProgress: (e) => {
-      events.push(e.type);
+      // Host-work progress depends on timing (it reports only batches that take long): not asserted.
+      if (e.type !== 'refresh') events.push(e.type);
       if (e.type === 'step' && e.step === 3) stop.abort('test');
     },
   });

@@ -11,7 +11,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CHECKPOINT_FORMAT, META_FILE, checkpointsDir, parseStepDirName, type CheckpointInfo, type CheckpointMeta } from './layout.js';
+import { META_FILE, READABLE_FORMATS, checkpointsDir, parseStepDirName, type CheckpointInfo, type CheckpointMeta } from './layout.js';
 import { INDEX_FILE, TENSORS_FILE, sha256File } from './tensor-file.js';
 
 export interface CheckOptions {
@@ -37,8 +37,8 @@ export function readMeta(dir: string): CheckpointMeta | string {
     return 'meta.json is not valid JSON (torn write?)';
   }
   if (typeof meta !== 'object' || meta === null) return 'meta.json is not an object';
-  if (meta.format_version !== CHECKPOINT_FORMAT) {
-    return `unknown format_version ${JSON.stringify(meta.format_version)} (this soap-train reads ${CHECKPOINT_FORMAT})`;
+  if (!READABLE_FORMATS.includes(meta.format_version)) {
+    return `unknown format_version ${JSON.stringify(meta.format_version)} (this soap-train reads ${READABLE_FORMATS.join(', ')})`;
   }
   if (!Number.isInteger(meta.step) || meta.step < 0) return `meta.json step ${JSON.stringify(meta.step)} is not a step count`;
   const files = meta.files;

@@ -17,8 +17,15 @@ import { alignUp, tensorBytes, type FileDigest } from './tensor-file.js';
 
 export type { FileDigest } from './tensor-file.js';
 
-/** Bump when meta.json or the tensor format changes incompatibly; loaders refuse other values. */
-export const CHECKPOINT_FORMAT = 1;
+/**
+ * Bump when meta.json, the tensor format or an optimizer's state layout changes; loaders read
+ * every version in READABLE_FORMATS and refuse others.
+ *   1  first format
+ *   2  SOAP keeps Q only (format 1 also stored `QT_<i>`; such state loads and the transposes
+ *      are dropped at the next step); progress gains checkpoint_s and bad_steps_in_a_row
+ */
+export const CHECKPOINT_FORMAT = 2;
+export const READABLE_FORMATS: readonly number[] = [1, 2];
 export const META_FILE = 'meta.json';
 export const TMP_PREFIX = '.tmp-';
 export const TRASH_PREFIX = '.trash-';
@@ -27,7 +34,7 @@ export const TRASH_PREFIX = '.trash-';
  * meta.json: everything besides tensors that a resumed run needs to continue bit for bit.
  *
  * ```json
- * {"format_version": 1, "step": 200, "tokens_seen": 819200, "wall_clock_s": 61.2,
+ * {"format_version": 2, "step": 200, "tokens_seen": 819200, "wall_clock_s": 61.2,
  *  "rng": {"seed": 3}, "schedule": {"step": 200, "lr": 0.00093},
  *  "optimizer": {"type": "soap", "config": {...}, "counters": {"blocks.0.attn.wq": {"step": 200}}},
  *  "model_config": {...}, "progress": {...},

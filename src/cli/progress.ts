@@ -64,6 +64,9 @@ export function consoleProgress(stream: NodeJS.WriteStream = process.stderr): Ru
       case 'warning':
         note(`soap-train: warning: ${e.message}`);
         break;
+      case 'refresh':
+        note(`step ${e.step}: optimizer linear algebra ${e.done}/${e.total} (${e.elapsedS.toFixed(0)}s, ETA ${e.etaS.toFixed(0)}s)`);
+        break;
       case 'checkpoint':
         break;
       case 'end':

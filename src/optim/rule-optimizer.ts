@@ -3,9 +3,33 @@
  * and `minimize(f)` work in any tfjs code, and the trainer uses the same object.
  */
 import { tf } from '../tf.js';
-import type { DecayFilter, ParamState, UpdateRule } from './types.js';
+import { jobOf, runHostJob, type HostJob, type HostResult } from './linalg/host-jobs.js';
+import type { LinalgPool, PoolProgress } from './linalg/pool.js';
+import type { DecayFilter, ParamState, PlannedWork, UpdateContext, UpdatePlan, UpdateRule } from './types.js';
 
 type Tensor = tf.Tensor;
+type Timer = UpdateContext['time'];
+
+interface StepItem {
+  name: string;
+  grad: Tensor;
+  variable: tf.Variable;
+  decay: boolean;
+}
+
+/** A parameter's plan with its requests as host jobs (in request-key order). */
+interface Planned {
+  jobs: Array<[string, HostJob]>;
+  carry: Record<string, Tensor>;
+}
+
+export interface AsyncStepOptions {
+  /** Where the step's host linear algebra runs. */
+  pool: LinalgPool;
+  signal?: AbortSignal;
+  /** Decompositions done so far in this step, with an ETA. */
+  onProgress?(p: PoolProgress): void;
+}
 
 export interface RuleOptimizerOptions {
   /** Registry name, e.g. `soap`. */
@@ -48,44 +72,107 @@ export class RuleOptimizer extends tf.Optimizer {
   }
 
   /**
-   * Updates each named variable in place. Gradients are not disposed (the caller owns them);
-   * a name that is not a registered variable is an error rather than a silent no-op.
+   * Updates each named variable in place, one parameter after the other; host linear algebra
+   * runs inline on this thread. Gradients are not disposed (the caller owns them); a name that
+   * is not a registered variable is an error rather than a silent no-op.
    */
-  override applyGradients(variableGradients: Parameters<tf.Optimizer["applyGradients"]>[0]): void {
+  override applyGradients(variableGradients: Parameters<tf.Optimizer['applyGradients']>[0]): void {
+    const { times, time } = phaseTimer();
+    for (const item of this.items(variableGradients)) {
+      const planned = this.plan(item, time);
+      try {
+        const results = planned ? time('refresh', () => planned.jobs.map(([, job]) => runHostJob(job))) : [];
+        this.update(item, time, planned && { results: keyed(planned.jobs, results), carry: planned.carry });
+      } finally {
+        if (planned) disposeCarry(planned.carry, this.states.get(item.name));
+      }
+    }
+    this.lastPhaseTimes = times;
+    this.incrementIterations();
+  }
+
+  /**
+   * The same step with every parameter's host linear algebra computed together in `pool`
+   * (largest first, in parallel, off this thread, so signals and progress keep flowing). The
+   * results equal `applyGradients`' bit for bit. Aborting `signal` while the pool works
+   * rejects with its reason and leaves parameters and state as they were.
+   */
+  async applyGradientsAsync(variableGradients: Record<string, Tensor>, opts: AsyncStepOptions): Promise<void> {
+    const { times, time } = phaseTimer();
+    const items = this.items(variableGradients);
+    const plans: Array<Planned | null> = [];
+    try {
+      for (const item of items) plans.push(this.plan(item, time));
+      const jobs = plans.flatMap((p) => (p ? p.jobs.map(([, job]) => job) : []));
+      const start = performance.now();
+      const results = await opts.pool.run(jobs, { signal: opts.signal, onProgress: opts.onProgress });
+      times.refresh = (times.refresh ?? 0) + performance.now() - start;
+      let next = 0;
+      items.forEach((item, i) => {
+        const p = plans[i];
+        const mine = p ? results.slice(next, (next += p.jobs.length)) : [];
+        this.update(item, time, p && { results: keyed(p.jobs, mine), carry: p.carry });
+      });
+    } finally {
+      plans.forEach((p, i) => p && disposeCarry(p.carry, this.states.get(items[i].name)));
+    }
+    this.lastPhaseTimes = times;
+    this.incrementIterations();
+  }
+
+  private items(variableGradients: Parameters<tf.Optimizer['applyGradients']>[0]): StepItem[] {
     const grads: Array<[string, Tensor]> = Array.isArray(variableGradients)
       ? variableGradients.map((g): [string, Tensor] => [g.name, g.tensor])
       : Object.entries(variableGradients);
     const variables = tf.engine().registeredVariables;
-    const times: PhaseTimes = {};
-    const time = <T>(phase: string, fn: () => T): T => {
-      const start = performance.now();
-      try {
-        return fn();
-      } finally {
-        times[phase] = (times[phase] ?? 0) + performance.now() - start;
-      }
-    };
+    const out: StepItem[] = [];
     for (const [name, grad] of grads) {
       const variable = variables[name];
-      if (variable === undefined) {
-        throw new Error(`applyGradients: no variable named '${name}' is registered`);
-      }
+      if (variable === undefined) throw new Error(`applyGradients: no variable named '${name}' is registered`);
       if (grad == null) continue;
-      const old = this.states.get(name) ?? this.rule.init(name, variable);
-      const decay = this.decay === 'all' || variable.rank >= 2;
-      const result = tf.tidy(() => {
-        const r = this.rule.update({ name, grad, param: variable, state: old, lr: this.learningRate, decay, time });
-        return { param: r.param, tensors: r.state.tensors, counters: r.state.counters };
-      });
-      if (result.param !== variable) {
-        variable.assign(result.param);
-        result.param.dispose();
-      }
-      disposeReplaced(old.tensors, result.tensors);
-      this.states.set(name, { tensors: result.tensors, counters: result.counters });
+      if (!this.states.has(name)) this.states.set(name, this.rule.init(name, variable));
+      out.push({ name, grad, variable, decay: this.decay === 'all' || variable.rank >= 2 });
     }
-    this.lastPhaseTimes = times;
-    this.incrementIterations();
+    return out;
+  }
+
+  private context(item: StepItem, time: Timer, planned?: PlannedWork): UpdateContext {
+    const state = this.states.get(item.name)!;
+    return { name: item.name, grad: item.grad, param: item.variable, state, lr: this.learningRate, decay: item.decay, time, planned };
+  }
+
+  /** Runs the rule's `plan` and turns its requests into host jobs (inputs read, then freed unless carried). */
+  private plan(item: StepItem, time: Timer): Planned | null {
+    if (!this.rule.plan) return null;
+    const out: { plan: UpdatePlan | null } = { plan: null };
+    tf.tidy(() => {
+      const p = (out.plan = this.rule.plan!(this.context(item, time)));
+      // Kept: what the plan returns (tidy frees everything else it made).
+      return p ? [...Object.values(p.carry), ...Object.values(p.requests).map((r) => r.input)] : [];
+    });
+    const plan = out.plan;
+    if (plan === null) return null;
+    const carried = new Set(Object.values(plan.carry));
+    const jobs = Object.entries(plan.requests).map(([key, request]): [string, HostJob] => {
+      const job = jobOf(request, request.input.dataSync() as Float32Array);
+      if (!carried.has(request.input)) request.input.dispose();
+      return [key, job];
+    });
+    return { jobs, carry: plan.carry };
+  }
+
+  private update(item: StepItem, time: Timer, planned: PlannedWork | null): void {
+    const old = this.states.get(item.name)!;
+    const result = tf.tidy(() => {
+      const r = this.rule.update(this.context(item, time, planned ?? undefined));
+      return { param: r.param, tensors: r.state.tensors, counters: r.state.counters };
+    });
+    if (result.param !== item.variable) {
+      item.variable.assign(result.param);
+      result.param.dispose();
+    }
+    disposeReplaced(old.tensors, result.tensors);
+    this.states.set(item.name, { tensors: result.tensors, counters: result.counters });
   }
 
   /** The state of one parameter (undefined before its first step). */
@@ -117,6 +204,29 @@ export class RuleOptimizer extends tf.Optimizer {
     this.states.clear();
     super.dispose();
   }
+}
+
+function phaseTimer(): { times: PhaseTimes; time: Timer } {
+  const times: PhaseTimes = {};
+  const time = <T>(phase: string, fn: () => T): T => {
+    const start = performance.now();
+    try {
+      return fn();
+    } finally {
+      times[phase] = (times[phase] ?? 0) + performance.now() - start;
+    }
+  };
+  return { times, time };
+}
+
+function keyed(jobs: Array<[string, HostJob]>, results: HostResult[]): PlannedWork['results'] {
+  return Object.fromEntries(jobs.map(([key], i) => [key, results[i]]));
+}
+
+/** Frees a plan's carried tensors, except those the parameter's new state kept. */
+function disposeCarry(carry: Record<string, Tensor>, state: ParamState | undefined): void {
+  const kept = new Set(Object.values(state?.tensors ?? {}));
+  for (const t of Object.values(carry)) if (!kept.has(t) && !t.isDisposed) t.dispose();
 }
 
 function disposeReplaced(old: Record<string, Tensor>, next: Record<string, Tensor>): void {

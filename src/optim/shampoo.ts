@@ -20,11 +20,11 @@
 import { z } from 'zod';
 import { tf } from '../tf.js';
 import { betasOption, lrOption, optimizerSchema, weightDecayOption } from './common.js';
-import { inverseRoot, inverseRootFactors } from './linalg/roots.js';
-import { symmetrize, transpose } from './linalg/matrix.js';
+import { reassemble } from './linalg/roots.js';
+import { transpose } from './linalg/matrix.js';
 import { axisStatistic, hostToTensor, modeProduct, numel, type AxisMatrix } from './tensor-modes.js';
 import { accumulate, accumulatorCorrection, adamDirection, biasCorrection, decayWeights, descend, ema } from './transforms.js';
-import type { ParamState, UpdateContext, UpdateResult, UpdateRule } from './types.js';
+import type { MatrixRequest, ParamState, UpdateContext, UpdatePlan, UpdateResult, UpdateRule } from './types.js';
 
 type Tensor = tf.Tensor;
 
@@ -77,17 +77,16 @@ export function shampooStateBytes(shape: readonly number[], config: ShampooConfi
 const DEVICE_REASSEMBLY_MIN = 64;
 
 /**
- * (stat + ε·I)^(−1/p) as a float32 tensor. The eigendecomposition is float64 on the host; for
- * d ≥ DEVICE_REASSEMBLY_MIN, V·diag(f)·Vᵀ is one plain float32 matMul of (V∘f) with the
- * uploaded Vᵀ instead of n³ host flops (the root is stored in float32 either way); small
- * factors keep the float64 reassembly, which is as fast there and exact to the last bit.
+ * (stat/bc + ε·I)^(−1/p) as a float32 tensor from the host's float64 factors V and
+ * f = (max(λ,0)+ε)^(−1/p). For d ≥ DEVICE_REASSEMBLY_MIN, V·diag(f)·Vᵀ is one plain float32
+ * matMul of (V∘f) with the uploaded Vᵀ instead of n³ host flops (the root is stored in float32
+ * either way); small factors keep the float64 reassembly, as fast there and exact to the last bit.
  */
-function inverseRootTensor(stat: Float64Array, d: number, exponent: number, epsilon: number): Tensor {
-  if (d < DEVICE_REASSEMBLY_MIN) return hostToTensor(inverseRoot(stat, d, exponent, epsilon), [d, d]);
-  const { vectors, scaled } = inverseRootFactors(stat, d, exponent, epsilon);
+function inverseRootTensor(vectors: Float64Array, scaled: Float64Array, d: number): Tensor {
+  if (d < DEVICE_REASSEMBLY_MIN) return hostToTensor(reassemble(vectors, scaled, d), [d, d]);
   const weighted = new Float32Array(d * d);
   for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) weighted[i * d + j] = vectors[i * d + j] * scaled[j];
-  return tf.tidy(() => tf.matMul(tf.tensor2d(weighted, [d, d]), hostToTensor(transpose(vectors, d, d), [d, d]) as tf.Tensor2D));
+  return tf.matMul(tf.tensor2d(weighted, [d, d]), hostToTensor(transpose(vectors, d, d), [d, d]) as tf.Tensor2D);
 }
 
 /** The Shampoo update rule (see the module comment for the exact math). */
@@ -110,16 +109,34 @@ export function shampooRule(config: ShampooConfig): UpdateRule {
       return { tensors, counters: { step: 0 } };
     },
 
+    plan(ctx: UpdateContext): UpdatePlan | null {
+      const precond = preconditionedDims(ctx.param.shape, config);
+      const step = ctx.state.counters.step + 1;
+      if (!precond.some((p) => p) || step < start || (step - start) % freq !== 0) return null;
+      // The statistics after this gradient, whose roots this step uses.
+      const stats = nextStatistics(ctx.grad, ctx.state, precond, beta2);
+      const carry: Record<string, Tensor> = {};
+      const requests: Record<string, MatrixRequest> = {};
+      const divide = accumulatorCorrection(beta2, step);
+      stats.forEach((stat, i) => {
+        if (!stat) return;
+        carry[`GG_${i}`] = stat;
+        requests[`root_${i}`] = { op: 'inverse_root', input: stat, divide, root: config.exponent, epsilon: config.epsilon };
+      });
+      return { requests, carry };
+    },
+
     update(ctx: UpdateContext): UpdateResult {
-      const { grad, param, state, lr } = ctx;
+      const { grad, param, state, lr, planned } = ctx;
       const precond = preconditionedDims(param.shape, config);
       const anyPrecond = precond.some((p) => p);
       const tensors = { ...state.tensors };
       const step = state.counters.step + 1;
       tensors.exp_avg = ema(tensors.exp_avg, grad, beta1);
       const momentum = tf.div(tensors.exp_avg, biasCorrection(beta1, step));
-      precond.forEach((p, i) => {
-        if (p) tensors[`GG_${i}`] = accumulate(tensors[`GG_${i}`], axisStatistic(grad, i), beta2);
+      const stats = planned ? precond.map((_, i) => planned.carry[`GG_${i}`] ?? null) : nextStatistics(grad, state, precond, beta2);
+      stats.forEach((stat, i) => {
+        if (stat) tensors[`GG_${i}`] = stat;
       });
       let graft = momentum;
       if (config.grafting === 'adam') {
@@ -128,21 +145,20 @@ export function shampooRule(config: ShampooConfig): UpdateRule {
         const corrected = tf.div(tensors.graft_exp_avg_sq, accumulatorCorrection(graftBeta2, step));
         graft = adamDirection(momentum, corrected, config.grafting_eps);
       }
-      if (anyPrecond && step >= start && (step - start) % freq === 0) {
+      if (planned) {
         ctx.time('refresh', () => {
-          const bc = accumulatorCorrection(beta2, step);
           precond.forEach((p, i) => {
             if (!p) return;
-            const d = param.shape[i];
-            const stat = symmetrize(tensors[`GG_${i}`].dataSync(), d);
-            for (let k = 0; k < stat.length; k++) stat[k] /= bc;
-            tensors[`root_${i}`] = inverseRootTensor(stat, d, config.exponent, config.epsilon);
+            const { vectors, scaled } = planned.results[`root_${i}`];
+            tensors[`root_${i}`] = inverseRootTensor(vectors as Float64Array, scaled as Float64Array, param.shape[i]);
           });
         });
       }
       let direction = graft;
       if (anyPrecond && step >= start) {
-        const roots: Array<AxisMatrix | null> = precond.map((p, i) => (p ? { m: tensors[`root_${i}`], mT: tensors[`root_${i}`] } : null));
+        // A root is symmetric: on a matrix's last axis M·A₁ᵀ = M·A₁, so take A₁ = mᵀ (a plain matMul).
+        const lastOfMatrix = (i: number) => param.rank === 2 && i === 1;
+        const roots: Array<AxisMatrix | null> = precond.map((p, i) => (p ? { m: tensors[`root_${i}`], transposed: lastOfMatrix(i) } : null));
         const pre = modeProduct(momentum, roots);
         direction =
           config.grafting === 'adam'
@@ -158,4 +174,9 @@ export function shampooRule(config: ShampooConfig): UpdateRule {
       return shampooStateBytes(shape, config);
     },
   };
+}
+
+/** L ← β2·L + (1−β2)·stat(G) per preconditioned axis (β2 = 1: a plain sum), null elsewhere. */
+function nextStatistics(grad: Tensor, state: ParamState, precond: boolean[], beta2: number): Array<Tensor | null> {
+  return precond.map((p, i) => (p ? accumulate(state.tensors[`GG_${i}`], axisStatistic(grad, i), beta2) : null));
 }

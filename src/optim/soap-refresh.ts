@@ -1,106 +1,95 @@
 /**
- * SOAP's eigenbasis computations (called inside ctx.time('refresh')): the initial
- * eigendecomposition (host float64 eigh, once per parameter) and the periodic refresh of the
- * reference `soap.py` (`get_orthogonal_matrix` and `get_orthogonal_matrix_QR`). The refresh
- * runs in float32 on the device like the reference (its power step, Rayleigh quotients and
- * torch.linalg.qr are float32): plain matMuls for P·Q and the transitions, and a blocked
- * Householder QR whose block updates are matMuls too. Only the n Rayleigh quotients and the
- * QR's narrow panels travel to the host.
+ * SOAP's eigenbases: the first one (an eigendecomposition per preconditioned axis, once per
+ * parameter) and the periodic refresh of the reference `soap.py` (`get_orthogonal_matrix` and
+ * `get_orthogonal_matrix_QR`), split into what the optimizer plans before its step (the
+ * device products, and the host requests: eigh, QR) and what its update does with the results.
+ *
+ * First basis: float64 eigendecompositions on the host. For a matrix whose larger side would
+ * cost more as a full eigh than through the smaller side's (linalg/low-rank.ts: the statistic
+ * of one gradient has rank ≤ min(n, m)), one `gram_eigh` request on G gives both sides.
+ * Refresh: float32 like the reference: P·Q, the Rayleigh quotients diag(QᵀPQ) and the sort on
+ * the device, then the Q factor of the sorted P·Q on the host (LAPACK) or the device (blocked
+ * Householder), as `qrPlacement` decides.
  */
 import { tf } from '../tf.js';
-import { eigh } from './linalg/eigh.js';
-import { householderQ } from './linalg/householder.js';
-import { argsortDescending, symmetrize, transpose } from './linalg/matrix.js';
+import { linalgMethod, qrPlacement } from './linalg/host-jobs.js';
+import { prefersLowRank } from './linalg/low-rank.js';
 import { deviceHouseholderQ } from './linalg/qr-device.js';
 import { hostToTensor, permuteAxis, type AxisMatrix } from './tensor-modes.js';
+import type { MatrixRequest, PlannedWork } from './types.js';
 
 type Tensor = tf.Tensor;
 
-/** One axis's basis as float32 tensors, Q and Qᵀ (both kept so rotations avoid transposed matMuls). */
-export interface Basis {
-  q: Tensor;
-  qT: Tensor;
-}
-
-function basisFromHost(q: Float64Array, n: number): Basis {
-  return { q: hostToTensor(q, [n, n]), qT: hostToTensor(transpose(q, n, n), [n, n]) };
-}
-
-/** A symmetric n×n statistic read back from its tensor as float64. */
-function readStatistic(t: Tensor, n: number): Float64Array {
-  return symmetrize(t.dataSync(), n);
-}
-
 /**
- * The first basis of a statistic P: its eigenvectors as columns, largest eigenvalue first
- * (the reference's eigh + flip). Eigenvectors of a zero statistic are the identity.
+ * The host requests for the first bases: one `gram_eigh` on G where it pays, else an `eigh` per
+ * statistic. It pays only with the TypeScript eigh (bench/low-rank.ts, G of 1024×4096: 30 s
+ * against ~10 min for the 4096² eigh); with LAPACK the full eigh of the device's statistic
+ * (≈10 s) beats the low-rank path, whose basis completion then dominates (≈25 s).
  */
-export function initialBasis(statistic: Tensor, n: number): Basis {
-  return basisFromHost(eigh(readStatistic(statistic, n), n).vectors, n);
+export function firstBasisRequests(g: Tensor, stats: Array<Tensor | null>): Record<string, MatrixRequest> {
+  if (g.rank === 2 && stats.some((s) => s) && linalgMethod() === 'typescript') {
+    const [rows, cols] = g.shape;
+    const big = rows >= cols ? 'left' : 'right';
+    const bigPreconditioned = big === 'left' ? stats[0] !== null : stats[1] !== null;
+    if (bigPreconditioned && prefersLowRank(rows, cols, big)) {
+      return { gram: { op: 'gram_eigh', input: g, left: stats[0] !== null, right: stats[1] !== null } };
+    }
+  }
+  const requests: Record<string, MatrixRequest> = {};
+  stats.forEach((s, i) => {
+    if (s) requests[`eigh_${i}`] = { op: 'eigh', input: s };
+  });
+  return requests;
 }
 
-export interface RefreshResult {
-  /** One per axis: the new basis, or null for identity axes. */
-  bases: Array<Basis | null>;
-  /** One per axis: A = Q_newᵀ·Q_old with Aᵀ, so M_new = M ×ᵢ A (null for identity axes). */
-  transitions: Array<AxisMatrix | null>;
-  /** V with each preconditioned axis permuted like its basis columns. */
-  expAvgSq: Tensor;
+/** Axis i's first basis from the results of `firstBasisRequests`: eigenvectors as columns, largest first. */
+export function firstBasis(planned: PlannedWork, axis: number, n: number): Tensor {
+  const gram = planned.results.gram;
+  const vectors = gram ? gram[axis === 0 ? 'left' : 'right'] : planned.results[`eigh_${axis}`].vectors;
+  return hostToTensor(Float64Array.from(vectors), [n, n]);
 }
 
 /**
- * One refresh, per preconditioned axis i with statistic P and current basis Q:
+ * The device half of a refresh of axis i with its new statistic P and current basis Q:
  *
  *     e ← diag(Qᵀ P Q)             Rayleigh quotients of the new statistic in the old basis
- *     order ← argsort(e), largest first ; Q ← Q[:, order] ; V ← V permuted along axis i
- *     Q_new ← Q factor of qr(P·Q)  one power-iteration step
+ *     order ← argsort(e), largest first
+ *     Q_new ← Q factor of qr((P·Q)[:, order])   one power-iteration step
  *
- * P·Q is computed once and serves both the quotients and the power step (its columns permute
- * with Q's). The transition Q_newᵀ·Q_old uses the unpermuted Q_old so that it also carries the
- * permutation into M.
+ * P·Q is computed once and serves both the quotients (column sums of Q ⊙ PQ, so QᵀPQ is never
+ * formed) and the power step. Returns `order` (int32, for V) and either Q_new (device QR) or the
+ * host request for it.
  */
-export function refreshBases(
-  tensors: Record<string, Tensor>,
-  preconditioned: boolean[],
-  workShape: number[],
-  expAvgSq: Tensor,
-): RefreshResult {
-  let v = expAvgSq;
-  const bases: Array<Basis | null> = [];
-  const transitions: Array<AxisMatrix | null> = [];
-  preconditioned.forEach((p, i) => {
-    if (!p) {
-      bases.push(null);
-      transitions.push(null);
-      return;
-    }
-    const n = workShape[i];
-    const stat = tensors[`GG_${i}`] as tf.Tensor2D;
-    const qOld = tensors[`Q_${i}`] as tf.Tensor2D;
-    const qOldT = tensors[`QT_${i}`] as tf.Tensor2D;
-    // Float32 on the device, like the reference: PQ = P·Q (one plain matMul), and the Rayleigh
-    // quotients diag(QᵀPQ) as the column sums of Q ⊙ PQ, so QᵀPQ is never formed. Only the
-    // n quotients come to the host, to be sorted.
-    const pq = tf.matMul(stat, qOld);
-    const rayleigh = tf.sum(tf.mul(qOld, pq), 0);
-    const order = argsortDescending(rayleigh.dataSync());
-    rayleigh.dispose();
-    v = permuteAxis(v, i, order);
-    const sorted = tf.gather(pq, tf.tensor1d(order, 'int32'), 1) as tf.Tensor2D;
-    const qNew = orthonormalFactor(sorted, n);
-    const qNewT = tf.transpose(qNew);
-    bases.push({ q: qNew, qT: qNewT });
-    // A = Q_newᵀ·Q_old and Aᵀ = Q_oldᵀ·Q_new, both plain matMuls with the stored transposes.
-    transitions.push({ m: tf.matMul(qNewT, qOld), mT: tf.matMul(qOldT, qNew) });
-  });
-  return { bases, transitions, expAvgSq: v };
+export function planRefresh(stat: Tensor, q: Tensor): { order: Tensor; qNew: Tensor | null; request: MatrixRequest | null } {
+  const pq = tf.matMul(stat as tf.Tensor2D, q as tf.Tensor2D);
+  const rayleigh = tf.sum(tf.mul(q, pq), 0);
+  // tf.topk sorts descending and breaks ties by the lower index, like a stable argsort.
+  const order = tf.topk(rayleigh, rayleigh.shape[0], true).indices;
+  const sorted = tf.gather(pq, order, 1) as tf.Tensor2D;
+  if (qrPlacement(q.shape[0]) === 'device') return { order, qNew: deviceHouseholderQ(sorted), request: null };
+  return { order, qNew: null, request: { op: 'qr', input: sorted } };
 }
 
-/** Below this size the float64 host QR is as fast as the device one (op overhead) and more exact. */
-const DEVICE_QR_MIN = 64;
+/** Q_new of axis i from the plan's carry (device QR) or the host result. */
+export function refreshedBasis(planned: PlannedWork, axis: number, n: number): Tensor {
+  const carried = planned.carry[`Q_${axis}`];
+  if (carried) return carried;
+  return tf.tensor(planned.results[`qr_${axis}`].q, [n, n], 'float32');
+}
 
-/** Q of qr(a) for a square n×n float32 tensor: device-blocked for large n, host float64 for small. */
-function orthonormalFactor(a: tf.Tensor2D, n: number): tf.Tensor2D {
-  if (n >= DEVICE_QR_MIN) return deviceHouseholderQ(a);
-  return hostToTensor(householderQ(a.dataSync(), n, n), [n, n]) as tf.Tensor2D;
+/**
+ * The transition of the first moment into the new basis on one axis: A = Q_newᵀ·Q_old, so that
+ * M_new = M ×ᵢ A (it also carries the permutation, since Q_old is the unsorted basis).
+ */
+export function transition(qNew: Tensor, qOld: Tensor): AxisMatrix {
+  return { m: tf.matMul(qNew as tf.Tensor2D, qOld as tf.Tensor2D, true, false) };
+}
+
+/** V permuted along each refreshed axis like its basis columns. */
+export function permuteSecondMoment(v: Tensor, planned: PlannedWork, preconditioned: boolean[]): Tensor {
+  let out = v;
+  preconditioned.forEach((p, i) => {
+    if (p) out = permuteAxis(out, i, planned.carry[`order_${i}`]);
+  });
+  return out;
 }

@@ -12,17 +12,18 @@
  *                 L ← β_s L + (1−β_s) G Gᵀ ; R likewise
  *                 every f-th t: Rayleigh sort + power step + QR per factor (soap-refresh.ts)
  *
- * Statistics and bases are float32 tensors used on device every step. The first basis comes
- * from a float64 host eigh; the periodic refresh runs in float32 on the device like the
- * reference (soap-refresh.ts), both inside ctx.time('refresh', …).
+ * Statistics and bases (Q only; rotations into the basis are transposed matMuls) are float32
+ * tensors used on the device every step. The host work of the first step and of each refresh
+ * (float64 eigh, float32 QR) is requested by `plan` and computed for all parameters together,
+ * in the worker pool (soap-refresh.ts, linalg/host-jobs.ts).
  */
 import { z } from 'zod';
 import { tf } from '../tf.js';
 import { betasOption, epsOption, lrOption, optimizerSchema, weightDecayOption } from './common.js';
-import { refreshBases, initialBasis, type Basis } from './soap-refresh.js';
-import { axisStatistic, mergeDims, modeProduct, numel, type AxisMatrix } from './tensor-modes.js';
+import { firstBasis, firstBasisRequests, permuteSecondMoment, planRefresh, refreshedBasis, transition } from './soap-refresh.js';
+import { axisStatistic, mergeDims, modeProduct, numel } from './tensor-modes.js';
 import { adamDirection, biasCorrectedStepSize, decayWeights, descend, ema, emaOfSquare } from './transforms.js';
-import type { ParamState, UpdateContext, UpdateResult, UpdateRule } from './types.js';
+import type { MatrixRequest, ParamState, UpdateContext, UpdatePlan, UpdateResult, UpdateRule } from './types.js';
 
 type Tensor = tf.Tensor;
 
@@ -94,12 +95,12 @@ export function soapLayout(shape: readonly number[], config: SoapConfig): SoapLa
   return { workShape, preconditioned };
 }
 
-/** Bytes of SOAP state: M and V (4·numel each) plus, per preconditioned dim d, L, Q, Qᵀ (3·4·d²). */
+/** Bytes of SOAP state: M and V (4·numel each) plus, per preconditioned dim d, L and Q (2·4·d²). */
 export function soapStateBytes(shape: readonly number[], config: SoapConfig): number {
   const { workShape, preconditioned } = soapLayout(shape, config);
   let bytes = 2 * 4 * numel(workShape);
   workShape.forEach((d, i) => {
-    if (preconditioned[i]) bytes += 3 * 4 * d * d;
+    if (preconditioned[i]) bytes += 2 * 4 * d * d;
   });
   return bytes;
 }
@@ -121,38 +122,62 @@ export function soapRule(config: SoapConfig): UpdateRule {
       return { tensors, counters: { step: 0, initialized: 0 } };
     },
 
-    update(ctx: UpdateContext): UpdateResult {
-      const { grad, param, state, lr } = ctx;
-      const { workShape, preconditioned } = soapLayout(param.shape, config);
-      const g = tf.reshape(grad, workShape);
-      const tensors = { ...state.tensors };
-      const updateStatistics = (): void => {
-        const stats = scaledStatistics(g, preconditioned, 1 - shampooBeta);
+    plan(ctx: UpdateContext): UpdatePlan | null {
+      const { workShape, preconditioned } = soapLayout(ctx.param.shape, config);
+      if (!preconditioned.some((p) => p)) return null;
+      const first = ctx.state.counters.initialized === 0;
+      if (!first && (ctx.state.counters.step + 1) % config.precondition_frequency !== 0) return null;
+      const g = tf.reshape(ctx.grad, workShape);
+      // The statistics after this gradient: what both the first basis and a refresh decompose.
+      const stats = nextStatistics(g, ctx.state, preconditioned, shampooBeta, first);
+      return ctx.time('refresh', () => {
+        const carry: Record<string, Tensor> = {};
+        stats.forEach((stat, i) => {
+          if (stat) carry[`GG_${i}`] = stat;
+        });
+        if (first) return { requests: firstBasisRequests(g, stats), carry };
+        const requests: Record<string, MatrixRequest> = {};
         stats.forEach((stat, i) => {
           if (!stat) return;
-          // β_s·GG + stat: the EMA with its (1−β_s) already inside `stat` (see scaledStatistics).
-          tensors[`GG_${i}`] = state.counters.initialized === 0 ? stat : tf.add(tf.mul(tensors[`GG_${i}`], shampooBeta), stat);
+          const r = planRefresh(stat, ctx.state.tensors[`Q_${i}`]);
+          carry[`order_${i}`] = r.order;
+          if (r.qNew) carry[`Q_${i}`] = r.qNew;
+          if (r.request) requests[`qr_${i}`] = r.request;
+        });
+        return { requests, carry };
+      });
+    },
+
+    update(ctx: UpdateContext): UpdateResult {
+      const { grad, param, state, lr, planned } = ctx;
+      const { workShape, preconditioned } = soapLayout(param.shape, config);
+      const g = tf.reshape(grad, workShape);
+      const tensors = withoutStoredTransposes(state.tensors);
+      const statistics = (): void => {
+        const stats = planned ? preconditioned.map((_, i) => planned.carry[`GG_${i}`] ?? null) : nextStatistics(g, state, preconditioned, shampooBeta, false);
+        stats.forEach((stat, i) => {
+          if (stat) tensors[`GG_${i}`] = stat;
         });
       };
 
       if (state.counters.initialized === 0) {
         // The first gradient only seeds the statistics and bases: no step, no decay, t stays 0.
-        updateStatistics();
-        ctx.time('refresh', () => {
+        if (preconditioned.some((p) => p)) {
+          if (!planned) throw new Error('soap: the first step needs its planned eigenbases (run it through RuleOptimizer)');
+          statistics();
           preconditioned.forEach((p, i) => {
-            if (p) Object.assign(tensors, basisTensors(i, initialBasis(tensors[`GG_${i}`], workShape[i])));
+            if (p) tensors[`Q_${i}`] = firstBasis(planned, i, workShape[i]);
           });
-        });
+        }
         return { param, state: { tensors, counters: { step: 0, initialized: 1 } } };
       }
 
-      const toRotated = axisMatrices(tensors, preconditioned, true);
-      const fromRotated = axisMatrices(tensors, preconditioned, false);
-      const rotated = modeProduct(g, toRotated);
+      const bases = preconditioned.map((p, i) => (p ? tensors[`Q_${i}`] : null));
+      const rotated = modeProduct(g, bases.map((q) => q && { m: q, transposed: true }));
       const step = state.counters.step + 1;
       const expAvg = ema(tensors.exp_avg, rotated, beta1);
       let expAvgSq = emaOfSquare(tensors.exp_avg_sq, rotated, beta2);
-      let direction = modeProduct(adamDirection(expAvg, expAvgSq, config.eps), fromRotated);
+      let direction = modeProduct(adamDirection(expAvg, expAvgSq, config.eps), bases.map((q) => q && { m: q }));
       if (config.normalize_grads) {
         direction = tf.div(direction, tf.add(tf.sqrt(tf.mean(tf.square(direction))), 1e-30));
       }
@@ -162,16 +187,16 @@ export function soapRule(config: SoapConfig): UpdateRule {
       // multiply by (1 − lr·wd) here (equal up to float32 rounding, one op fewer).
       const next = decayWeights(stepped, lr, config.weight_decay, ctx.decay);
 
-      updateStatistics();
+      statistics();
       let expAvgNext: Tensor = expAvg;
-      if (step % config.precondition_frequency === 0 && preconditioned.some((p) => p)) {
+      if (planned && step % config.precondition_frequency === 0) {
         ctx.time('refresh', () => {
-          const refreshed = refreshBases(tensors, preconditioned, workShape, expAvgSq);
-          expAvgSq = refreshed.expAvgSq;
+          const fresh = bases.map((q, i) => q && refreshedBasis(planned, i, workShape[i]));
+          expAvgSq = permuteSecondMoment(expAvgSq, planned, preconditioned);
           // M lives in the rotated basis: carry it over, M ← M ×ᵢ (Q_newᵀ Q_old) on each axis.
-          expAvgNext = modeProduct(expAvg, refreshed.transitions);
-          refreshed.bases.forEach((b, i) => {
-            if (b) Object.assign(tensors, basisTensors(i, b));
+          expAvgNext = modeProduct(expAvg, fresh.map((q, i) => q && transition(q, bases[i]!)));
+          fresh.forEach((q, i) => {
+            if (q) tensors[`Q_${i}`] = q;
           });
         });
       }
@@ -187,31 +212,29 @@ export function soapRule(config: SoapConfig): UpdateRule {
 }
 
 /**
- * Each preconditioned axis's statistic already multiplied by `weight` = 1 − β_s (null elsewhere).
- * For a matrix, G is scaled once by √weight and transposed once, and both L = G̃·G̃ᵀ and
- * R = G̃ᵀ·G̃ are plain matMuls on that pair; this saves the scalar multiply of each n×n
- * statistic and a second transpose (small tensors make op count, not flops, the cost).
+ * The statistics after this gradient, per preconditioned axis (null elsewhere): the EMA
+ * β_s·GG + (1−β_s)·stat(G), or (1−β_s)·stat(G) for the first gradient. For a matrix, G is scaled
+ * once by √(1−β_s) and transposed once, and both L = G̃·G̃ᵀ and R = G̃ᵀ·G̃ are plain matMuls on that
+ * pair; this saves the scalar multiply of each n×n statistic (small tensors make op count, not
+ * flops, the cost).
  */
-function scaledStatistics(g: Tensor, preconditioned: boolean[], weight: number): Array<Tensor | null> {
+function nextStatistics(g: Tensor, state: ParamState, preconditioned: boolean[], shampooBeta: number, first: boolean): Array<Tensor | null> {
+  const weight = 1 - shampooBeta;
+  let stats: Array<Tensor | null>;
   if (g.rank === 2) {
     const gs = tf.mul(g, Math.sqrt(weight)) as tf.Tensor2D;
     const gsT = tf.transpose(gs);
-    return [preconditioned[0] ? tf.matMul(gs, gsT) : null, preconditioned[1] ? tf.matMul(gsT, gs) : null];
+    stats = [preconditioned[0] ? tf.matMul(gs, gsT) : null, preconditioned[1] ? tf.matMul(gsT, gs) : null];
+  } else {
+    stats = preconditioned.map((p, i) => (p ? tf.mul(axisStatistic(g, i), weight) : null));
   }
-  return preconditioned.map((p, i) => (p ? tf.mul(axisStatistic(g, i), weight) : null));
+  return stats.map((stat, i) => (stat === null || first ? stat : tf.add(tf.mul(state.tensors[`GG_${i}`], shampooBeta), stat)));
 }
 
-/** The state entries of one axis's basis: Q_i and its transpose QT_i. */
-function basisTensors(axis: number, basis: Basis): Record<string, Tensor> {
-  return { [`Q_${axis}`]: basis.q, [`QT_${axis}`]: basis.qT };
-}
-
-/** Per-axis matrices for modeProduct: Qᵀ (into the eigenbasis) or Q (back out), null on identity axes. */
-function axisMatrices(tensors: Record<string, Tensor>, preconditioned: boolean[], intoBasis: boolean): Array<AxisMatrix | null> {
-  return preconditioned.map((p, i) => {
-    if (!p) return null;
-    const q = tensors[`Q_${i}`];
-    const qT = tensors[`QT_${i}`];
-    return intoBasis ? { m: qT, mT: q } : { m: q, mT: qT };
-  });
+/**
+ * The state without the `QT_<i>` transposes that checkpoints of format 1 stored beside each
+ * basis (the rotations now use transposed matMuls); the runner frees the dropped tensors.
+ */
+function withoutStoredTransposes(tensors: Record<string, Tensor>): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(tensors).filter(([key]) => !key.startsWith('QT_')));
 }

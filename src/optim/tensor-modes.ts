@@ -3,18 +3,21 @@
  * (G contracted with itself over every other axis) and per-axis (mode) products, plus the
  * float64-host → float32-tensor upload and the axis permutation used by the refresh steps.
  *
- * The 2-D paths use only plain (non-transposed) matMuls, because the wasm backend's transposed
- * matMul is about ten times slower; callers therefore pass each matrix together with its
- * transpose.
+ * Transposed operands are passed as matMul flags: soap-train's wasm BatchMatMul override runs
+ * them at plain-GEMM speed (the stock kernel's transposed path was ~10× slower).
  */
 import { tf } from '../tf.js';
 
 type Tensor = tf.Tensor;
 
-/** A matrix A to apply along one axis, with its transpose Aᵀ kept beside it. */
+/**
+ * A matrix A to apply along one axis: `m`, or its transpose when `transposed` (a transposed
+ * matMul, which the wasm BatchMatMul override runs at plain-GEMM speed, instead of a stored
+ * transpose that would double the memory of every basis).
+ */
 export interface AxisMatrix {
   m: Tensor;
-  mT: Tensor;
+  transposed?: boolean;
 }
 
 /**
@@ -67,14 +70,15 @@ export function axisStatistic(x: Tensor, axis: number): tf.Tensor2D {
 
 /**
  * X ×₀ A₀ ×₁ A₁ … : along every axis i with a matrix, the new axis-i fibres are A_i times the
- * old ones (null leaves the axis alone). For a matrix this is A₀·X·A₁ᵀ, computed as two plain
- * matMuls with the stored A₁ᵀ. Higher ranks cycle the axes (the reference's tensordot order).
+ * old ones (null leaves the axis alone). For a matrix this is A₀·X·A₁ᵀ, two matMuls.
+ * Higher ranks cycle the axes (the reference's tensordot order).
  */
 export function modeProduct(x: Tensor, mats: ReadonlyArray<AxisMatrix | null>): Tensor {
   if (x.rank === 2 && mats.length === 2) {
     let y = x as tf.Tensor2D;
-    if (mats[0]) y = tf.matMul(mats[0].m as tf.Tensor2D, y);
-    if (mats[1]) y = tf.matMul(y, mats[1].mT as tf.Tensor2D);
+    if (mats[0]) y = tf.matMul(mats[0].m as tf.Tensor2D, y, mats[0].transposed ?? false, false);
+    // X·A₁ᵀ: a plain product with m when A₁ = mᵀ, else with mᵀ.
+    if (mats[1]) y = tf.matMul(y, mats[1].m as tf.Tensor2D, false, !(mats[1].transposed ?? false));
     return y;
   }
   if (mats.every((a) => a === null)) return x;
@@ -85,7 +89,7 @@ export function modeProduct(x: Tensor, mats: ReadonlyArray<AxisMatrix | null>): 
     const a = mats[i];
     if (a) {
       const shape = y.shape;
-      y = tf.reshape(tf.matMul(a.m as tf.Tensor2D, tf.reshape(y, [shape[0], -1])), shape);
+      y = tf.reshape(tf.matMul(a.m as tf.Tensor2D, tf.reshape(y, [shape[0], -1]), a.transposed ?? false, false), shape);
     }
     if (rank > 1) y = tf.transpose(y, cycle);
   }
@@ -97,9 +101,9 @@ export function hostToTensor(values: Float64Array, shape: number[]): Tensor {
   return tf.tensor(Float32Array.from(values), shape, 'float32');
 }
 
-/** Permutes `x` along `axis` so that index j of the result is index order[j] of the input. */
-export function permuteAxis(x: Tensor, axis: number, order: Int32Array): Tensor {
-  return tf.gather(x, tf.tensor1d(order, 'int32'), axis);
+/** Permutes `x` along `axis` so that index j of the result is index order[j] of the input (int32 `order`). */
+export function permuteAxis(x: Tensor, axis: number, order: Tensor): Tensor {
+  return tf.gather(x, order, axis);
 }
 
 /** Product of a shape's dims (1 for a scalar). */

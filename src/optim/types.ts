@@ -32,6 +32,37 @@ export interface UpdateContext {
   decay: boolean;
   /** Records time spent in a named phase (e.g. `refresh` for eigenbases), in milliseconds. */
   time<T>(phase: string, fn: () => T): T;
+  /** What this step's `plan` asked for, computed (absent for rules without `plan`, or when it returned null). */
+  planned?: PlannedWork;
+}
+
+/**
+ * A matrix function an update needs from the host (eigendecomposition, QR, inverse root): the
+ * runner reads `input` off the device, computes all requests of a step together (in the worker
+ * pool when there is one, see linalg/pool.ts) and hands the results to `update` as
+ * `ctx.planned.results[key]` (arrays named as in linalg/host-jobs.ts).
+ */
+export type MatrixRequest =
+  /** Symmetric n×n → `values` (descending), `vectors` (columns), float64. */
+  | { op: 'eigh'; input: Tensor }
+  /** A 2-D G → the eigenbases (`left`, `right`, columns by descending eigenvalue) of G·Gᵀ and/or Gᵀ·G. */
+  | { op: 'gram_eigh'; input: Tensor; left: boolean; right: boolean }
+  /** Square float32 A → `q` of A = Q·R (float32, as the reference's torch.linalg.qr). */
+  | { op: 'qr'; input: Tensor }
+  /** Symmetric A → `vectors`, `scaled` = (max(λ,0)+ε)^(−1/root) of A/divide, float64. */
+  | { op: 'inverse_root'; input: Tensor; divide: number; root: number; epsilon: number };
+
+/** What `plan` asks for: host requests by key, and tensors computed while planning that `update` reuses. */
+export interface UpdatePlan {
+  requests: Record<string, MatrixRequest>;
+  /** Kept alive until `update` has run; disposed then unless the new state holds them. */
+  carry: Record<string, Tensor>;
+}
+
+/** The results of a plan, as `update` receives them. */
+export interface PlannedWork {
+  results: Record<string, Record<string, Float64Array | Float32Array>>;
+  carry: Record<string, Tensor>;
 }
 
 export interface UpdateResult {
@@ -43,11 +74,15 @@ export interface UpdateResult {
 
 /**
  * A per-parameter update rule. `update` runs inside `tf.tidy`: intermediate tensors are freed,
- * the returned ones are kept. Rules that need float64 work (eigendecompositions) may read
- * tensors with `dataSync()` inside `ctx.time('refresh', …)`.
+ * the returned ones are kept. Rules that need host linear algebra (eigendecompositions, QR,
+ * roots) say so in `plan`, which runs first (also inside `tf.tidy`, keeping what it returns):
+ * the runner then computes every parameter's requests of the step together, off the main
+ * thread where it can, and calls `update` with the results in `ctx.planned`.
  */
 export interface UpdateRule {
   init(name: string, param: Tensor): ParamState;
+  /** Host work this step's update needs, or null for none. */
+  plan?(ctx: UpdateContext): UpdatePlan | null;
   update(ctx: UpdateContext): UpdateResult;
   /** Bytes of optimizer state for a parameter of this shape, computed without allocating. */
   stateBytes(shape: readonly number[]): number;

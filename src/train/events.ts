@@ -10,6 +10,8 @@ export type RunEvent =
   | { type: 'step'; step: number; steps: number; loss: number; lr: number; gradNorm: number; tokensPerS: number; wallS: number }
   | { type: 'eval'; step: number; valLoss: number; seconds: number }
   | { type: 'checkpoint'; step: number; dir: string; bytes: number; seconds: number }
+  /** The optimizer's host linear algebra of `step` (eigenbases, roots): k of n decompositions, when it takes long. */
+  | { type: 'refresh'; step: number; done: number; total: number; elapsedS: number; etaS: number }
   /** Something the user should see: a skipped checkpoint, a stale lock, a non-finite step, a signal. */
   | { type: 'warning'; message: string }
   | { type: 'end'; summary: RunSummary };

@@ -8,7 +8,7 @@
 import { tf } from '../tf.js';
 import type { ModelConfig } from '../model/config.js';
 import { lossTerms } from '../model/index.js';
-import type { RuleOptimizer } from '../optim/rule-optimizer.js';
+import type { AsyncStepOptions, RuleOptimizer } from '../optim/rule-optimizer.js';
 
 type Tensor = tf.Tensor;
 
@@ -22,6 +22,8 @@ export interface StepInputs {
   params: Record<string, tf.Variable>;
   model: ModelConfig;
   optimizer: RuleOptimizer;
+  /** Where the optimizer's host linear algebra runs (the worker pool), and its progress. */
+  hostWork: AsyncStepOptions;
   /** Learning rate of this step (peak × schedule factor). */
   lr: number;
   /** Clip the global gradient norm to this; 0 = no clipping. */
@@ -53,8 +55,11 @@ export interface StepResult {
   times: StepTimes;
 }
 
-/** Runs one step and applies it unless the loss or gradient is non-finite. */
-export function trainStep(s: StepInputs): StepResult {
+/**
+ * Runs one step and applies it unless the loss or gradient is non-finite. The optimizer's host
+ * linear algebra (eigenbases, roots) runs in `s.hostWork.pool`, off this thread.
+ */
+export async function trainStep(s: StepInputs): Promise<StepResult> {
   const times: StepTimes = { data_ms: 0, fwd_bwd_ms: 0, optim_ms: 0, refresh_ms: 0 };
   const names = Object.keys(s.params);
   const varList = names.map((n) => s.params[n]);
@@ -105,18 +110,24 @@ export function trainStep(s: StepInputs): StepResult {
   times.fwd_bwd_ms += performance.now() - start;
 
   const applied = Number.isFinite(loss) && Number.isFinite(gradNorm);
-  if (applied) {
-    start = performance.now();
-    // torch.nn.utils.clip_grad_norm_: scale by max_norm/(norm+1e-6) when that is below 1.
-    const scale = s.gradClip > 0 ? Math.min(1, s.gradClip / (gradNorm + 1e-6)) : 1;
-    const byVariable: Record<string, Tensor> = {};
-    for (const n of names) byVariable[s.params[n].name] = scale < 1 ? tf.mul(grads[n], scale) : grads[n];
-    s.optimizer.learningRate = s.lr;
-    s.optimizer.applyGradients(byVariable);
-    if (scale < 1) tf.dispose(Object.values(byVariable));
-    times.optim_ms = performance.now() - start;
-    times.refresh_ms = s.optimizer.lastPhaseTimes.refresh ?? 0;
+  try {
+    if (applied) {
+      start = performance.now();
+      // torch.nn.utils.clip_grad_norm_: scale by max_norm/(norm+1e-6) when that is below 1.
+      const scale = s.gradClip > 0 ? Math.min(1, s.gradClip / (gradNorm + 1e-6)) : 1;
+      const byVariable: Record<string, Tensor> = {};
+      for (const n of names) byVariable[s.params[n].name] = scale < 1 ? tf.mul(grads[n], scale) : grads[n];
+      s.optimizer.learningRate = s.lr;
+      try {
+        await s.optimizer.applyGradientsAsync(byVariable, s.hostWork);
+      } finally {
+        if (scale < 1) tf.dispose(Object.values(byVariable));
+      }
+      times.optim_ms = performance.now() - start;
+      times.refresh_ms = s.optimizer.lastPhaseTimes.refresh ?? 0;
+    }
+  } finally {
+    tf.dispose(Object.values(grads));
   }
-  tf.dispose(Object.values(grads));
   return { loss, ce, gradNorm, applied, times };
 }

@@ -20,6 +20,7 @@ import type { ExperimentConfig } from '../config/schema.js';
 import type { TokenDataset } from '../data/dataset.js';
 import { evalBatch, trainBatch } from '../data/sampler.js';
 import { initParams } from '../model/index.js';
+import { LinalgPool } from '../optim/linalg/pool.js';
 import { createOptimizer } from '../optim/registry.js';
 import { buildSchedule } from '../schedule/index.js';
 import { JsonlWriter } from '../run/jsonl.js';
@@ -32,6 +33,7 @@ import { restoreOptimizer, restoreParams } from '../checkpoint/state.js';
 import { SoapTrainError } from '../errors.js';
 import { evaluate } from './evaluate.js';
 import type { RunEventHandler } from './events.js';
+import { HostWorkProgress } from './host-progress.js';
 import { checkpointProgress, recordEval, round, startingProgress, summarize, type RunSummary } from './run-progress.js';
 import { trainStep, type StepTimes } from './step.js';
 
@@ -65,6 +67,8 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
   const params = resume ? restoreParams(config.model, resume.tensors, resume.dir) : initParams(config.model, { seed: t.seed });
   if (resume) restoreOptimizer(optimizer, resume.meta.optimizer.counters, resume.tensors);
   const progress = startingProgress(resume?.meta ?? null);
+  const pool = new LinalgPool();
+  const hostProgress = new HostWorkProgress(logger, report);
   let interval: Interval = emptyInterval();
   let status: RunSummary['status'] = 'completed';
   let summary!: RunSummary;
@@ -110,7 +114,7 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
       const step = progress.step;
       const lr = config.optimizer.lr * schedule(step);
       const started = performance.now();
-      const result = trainStep({
+      const result = await trainStep({
         params,
         model: config.model,
         optimizer,
@@ -120,6 +124,7 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
         microBatchSize: micro,
         seqLen: t.seq_len,
         batch: (i) => trainBatch(setup.trainData, { seed: t.seed, step, micro: i, batchSize: micro, seqLen: t.seq_len }),
+        hostWork: { pool, onProgress: hostProgress.reporter(step + 1) },
       });
       const stepS = (performance.now() - started) / 1000;
       progress.train_s += stepS;
@@ -184,6 +189,7 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
     });
     writeFileAtomic(paths.summary, `${JSON.stringify(summary, null, 2)}\n`);
     logger.info({ event: 'end', ...summary }, 'training finished');
+    await pool.terminate();
     optimizer.dispose();
     tf.dispose(Object.values(params));
     report({ type: 'end', summary });

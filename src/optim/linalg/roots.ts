@@ -17,23 +17,28 @@ export function inverseRoot(a: ArrayLike<number>, n: number, p: number, epsilon:
 
 /**
  * The factors of `inverseRoot` before reassembly: the eigenvectors V (n×n row-major, columns)
- * and f = (max(λ, 0) + ε)^(−1/p), so that the root is V·diag(f)·Vᵀ. Callers with a fast
- * matMul (Shampoo on the device) reassemble themselves; same checks as `inverseRoot`.
+ * and f = rootScales(λ), so that the root is V·diag(f)·Vᵀ. Callers with a fast matMul (Shampoo
+ * on the device) reassemble themselves; same checks as `inverseRoot`.
  */
 export function inverseRootFactors(a: ArrayLike<number>, n: number, p: number, epsilon: number): { vectors: Float64Array; scaled: Float64Array } {
-  if (!(p > 0)) throw new Error(`inverseRoot: root must be positive, got ${p}`);
   const { values, vectors } = eigh(a, n);
-  const scaled = new Float64Array(n);
-  for (let j = 0; j < n; j++) {
+  return { vectors, scaled: rootScales(values, p, epsilon) };
+}
+
+/** f = (max(λ, 0) + ε)^(−1/p) for eigenvalues λ (negatives are roundoff of a PSD matrix). */
+export function rootScales(values: ArrayLike<number>, p: number, epsilon: number): Float64Array {
+  if (!(p > 0)) throw new Error(`inverseRoot: root must be positive, got ${p}`);
+  const scaled = new Float64Array(values.length);
+  for (let j = 0; j < values.length; j++) {
     const lam = Math.max(values[j], 0) + epsilon;
     if (!(lam > 0)) throw new Error('inverseRoot: singular matrix and epsilon = 0');
     scaled[j] = lam ** (-1 / p);
   }
-  return { vectors, scaled };
+  return scaled;
 }
 
 /** V·diag(f)·Vᵀ for an n×n row-major V, exploiting symmetry (only the upper triangle is summed). */
-function reassemble(v: Float64Array, f: Float64Array, n: number): Float64Array {
+export function reassemble(v: Float64Array, f: Float64Array, n: number): Float64Array {
   // Row i of W = V·diag(f) is V[i,:]∘f; out[i][j] = Σ_k W[i,k]·V[j,k] reads two rows.
   const w = new Float64Array(n * n);
   for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) w[i * n + k] = v[i * n + k] * f[k];

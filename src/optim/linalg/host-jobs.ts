@@ -1,0 +1,148 @@
+/**
+ * The matrix functions the optimizers need, as self-contained jobs on host arrays, and the one
+ * place that decides which implementation computes each (native LAPACK where the binding
+ * loaded, else the TypeScript routines). A job is a pure function of its inputs: the same job
+ * gives the same bits on the main thread or in any worker of the pool (pool.ts), so a step does
+ * not depend on how many workers ran it.
+ *
+ *   eigh           A = V·diag(λ)·Vᵀ, float64, λ descending               SOAP's first basis
+ *   gram_eigh      eigenbases of s·G·Gᵀ and/or s·Gᵀ·G from one G (low-rank path for the larger side)
+ *   qr             Q of A = Q·R for a square float32 A (the reference's float32 QR)  SOAP's refresh
+ *   inverse_root   V and f = (max(λ,0)+ε)^(−1/p) of a symmetric A, float64   Shampoo's roots
+ */
+import { tf } from '../../tf.js';
+import type { MatrixRequest } from '../types.js';
+import { eigh as tsEigh, type EighResult } from './eigh.js';
+import { householderQ } from './householder.js';
+import { eighOfGram, eighOfGramPair } from './low-rank.js';
+import { symmetrize } from './matrix.js';
+import { rootScales } from './roots.js';
+import { loadNativeLapack, type NativeLapack } from './native.js';
+
+export type HostJob =
+  | { op: 'eigh'; n: number; a: Float64Array }
+  | { op: 'gram_eigh'; rows: number; cols: number; g: Float64Array; left: boolean; right: boolean }
+  | { op: 'qr'; n: number; a: Float32Array }
+  | { op: 'inverse_root'; n: number; a: Float64Array; root: number; epsilon: number };
+
+/**
+ * The job for an optimizer's request, given its input read off the device: statistics are
+ * symmetrized in float64 (the device's float32 products are symmetric only to rounding), a
+ * root's input is divided by its bias correction in float64.
+ */
+export function jobOf(request: MatrixRequest, data: Float32Array): HostJob {
+  const [rows, cols = rows] = request.input.shape;
+  switch (request.op) {
+    case 'eigh':
+      return { op: 'eigh', n: rows, a: symmetrize(data, rows) };
+    case 'gram_eigh':
+      return { op: 'gram_eigh', rows, cols, g: Float64Array.from(data), left: request.left, right: request.right };
+    case 'qr':
+      // A copy: the pool transfers the job's buffer, and `data` may be shared with the tensor.
+      return { op: 'qr', n: rows, a: Float32Array.from(data) };
+    case 'inverse_root': {
+      const a = symmetrize(data, rows);
+      for (let k = 0; k < a.length; k++) a[k] /= request.divide;
+      return { op: 'inverse_root', n: rows, a, root: request.root, epsilon: request.epsilon };
+    }
+  }
+}
+
+/** A job's outputs by name (`values`, `vectors`, `q`, `left`, `right`, `scaled`). */
+export type HostResult = Record<string, Float64Array | Float32Array>;
+
+/** Which implementation runs a job's decompositions. */
+export type LinalgMethod = 'native' | 'typescript';
+
+/**
+ * The implementation for this process: LAPACK through the optional binding when it loaded
+ * (measured 12–20× faster than the TypeScript eigh from n = 128 up, bench/linalg.ts), else
+ * TypeScript. One choice for every size: below n ≈ 32, where the two are within microseconds,
+ * a single rule keeps results independent of the mix of sizes.
+ */
+export function linalgMethod(): LinalgMethod {
+  return loadNativeLapack() ? 'native' : 'typescript';
+}
+
+/** Below this size the host QR (TypeScript, float64) beats the device's blocked one (op overhead). */
+const DEVICE_QR_MIN = 64;
+
+/**
+ * Where SOAP's refresh QR runs: on the host with LAPACK when the binding loaded (and the backend
+ * is not a GPU, whose QR by matMuls is faster than a round trip), else on the device from
+ * DEVICE_QR_MIN up (blocked Householder by matMuls, bench/linalg.ts: 1024² in ~0.4 s on wasm
+ * against ~2 s for the TypeScript host QR), else the TypeScript host QR.
+ */
+export function qrPlacement(n: number): 'host' | 'device' {
+  if (loadNativeLapack() && tf.getBackend() !== 'tensorflow') return 'host';
+  return n >= DEVICE_QR_MIN ? 'device' : 'host';
+}
+
+function eighWith(lapack: NativeLapack | null, a: Float64Array, n: number): EighResult {
+  if (!lapack) return tsEigh(a, n);
+  // The binding reads the upper triangle and may overwrite its input: give it a copy.
+  return lapack.eigh(Float64Array.from(a), n);
+}
+
+let singleThreaded = false;
+
+/**
+ * The binding, with OpenBLAS at one thread: the pool is the parallelism, and a multi-threaded
+ * BLAS sums in another order, so results would depend on where a job ran. (The thread count is
+ * process-wide: setting it once covers every later call on every thread.)
+ */
+function lapackForJobs(): NativeLapack | null {
+  const lapack = loadNativeLapack();
+  if (lapack && !singleThreaded) {
+    lapack.setNumThreads(1);
+    singleThreaded = true;
+  }
+  return lapack;
+}
+
+/** Runs one job with this process's implementation (see `linalgMethod`). */
+export function runHostJob(job: HostJob): HostResult {
+  const lapack = lapackForJobs();
+  switch (job.op) {
+    case 'eigh': {
+      const { values, vectors } = eighWith(lapack, job.a, job.n);
+      return { values, vectors };
+    }
+    case 'gram_eigh': {
+      const options = { smallEigh: (a: Float64Array, n: number) => eighWith(lapack, a, n) };
+      if (job.left && job.right) {
+        const { left, right } = eighOfGramPair(job.g, job.rows, job.cols, options);
+        return { left: left.vectors, right: right.vectors };
+      }
+      const side = job.left ? 'left' : 'right';
+      return { [side]: eighOfGram(job.g, job.rows, job.cols, side, options).vectors };
+    }
+    case 'qr':
+      return { q: lapack ? lapack.qr(Float32Array.from(job.a), job.n, job.n) : Float32Array.from(householderQ(job.a, job.n, job.n)) };
+    case 'inverse_root': {
+      const { values, vectors } = eighWith(lapack, job.a, job.n);
+      return { vectors, scaled: rootScales(values, job.root, job.epsilon) };
+    }
+  }
+}
+
+/** Rough flop count of a job, for scheduling the largest first and for ETAs. */
+export function hostJobFlops(job: HostJob): number {
+  switch (job.op) {
+    case 'eigh':
+    case 'inverse_root':
+      return 9 * job.n ** 3;
+    case 'qr':
+      return (8 / 3) * job.n ** 3;
+    case 'gram_eigh': {
+      const k = Math.min(job.rows, job.cols);
+      const big = Math.max(job.rows, job.cols);
+      return 9 * k ** 3 + 4 * big * k * k + (job.left && job.right ? (4 / 3) * big ** 3 : 0);
+    }
+  }
+}
+
+/** The buffers a job owns, to transfer (not copy) them to a worker. */
+export function hostJobBuffers(job: HostJob): ArrayBuffer[] {
+  return [(job.op === 'gram_eigh' ? job.g : job.a).buffer as ArrayBuffer];
+}

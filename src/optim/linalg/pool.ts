@@ -1,0 +1,157 @@
+/**
+ * A pool of worker threads for the optimizers' host linear algebra, so the independent
+ * decompositions of one refresh (one per parameter and side) use every core and the main
+ * thread stays free for signals, progress and logging while they run.
+ *
+ * - Inputs are transferred to the worker and results transferred back (no copies).
+ * - Jobs are dispatched largest first to whichever worker is free; results are returned in
+ *   the order of the jobs. A job is a pure function (host-jobs.ts), so the results do not
+ *   depend on the number of workers or their timing.
+ * - Each worker runs its LAPACK single-threaded: the pool is the parallelism.
+ * - Aborting (`signal`) terminates the workers (a decomposition cannot be interrupted
+ *   otherwise); the next `run` starts fresh ones.
+ * - Idle workers do not keep the process alive.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { hostJobBuffers, hostJobFlops, runHostJob, type HostJob, type HostResult } from './host-jobs.js';
+
+export interface PoolProgress {
+  done: number;
+  total: number;
+  /** Seconds since the batch started. */
+  elapsedS: number;
+  /** Estimated seconds left, from the flops done so far. */
+  etaS: number;
+}
+
+export interface RunJobsOptions {
+  signal?: AbortSignal;
+  onProgress?(p: PoolProgress): void;
+}
+
+type Reply = { id: number; result: HostResult } | { id: number; error: string };
+
+/**
+ * How to start a worker: the compiled `pool-worker.js` beside this file, or, when running from
+ * the TypeScript sources through tsx, a bootstrap that registers tsx's loader inside the worker
+ * first (Node 20 does not carry a parent's module hooks into worker threads).
+ */
+function startWorker(): Worker {
+  const self = import.meta.url;
+  if (!self.endsWith('.ts')) return new Worker(new URL('./pool-worker.js', self));
+  const bootstrap = `const { workerData: d } = require('node:worker_threads');
+import(d.tsx).then((m) => { m.register(); return import(d.entry); });`;
+  return new Worker(bootstrap, { eval: true, workerData: { tsx: import.meta.resolve('tsx/esm/api'), entry: new URL('./pool-worker.ts', self).href } });
+}
+
+/** Worker count: `SOAP_TRAIN_LINALG_WORKERS` if set, else one per core. */
+export function defaultWorkerCount(): number {
+  const env = Number(process.env.SOAP_TRAIN_LINALG_WORKERS);
+  return Number.isInteger(env) && env >= 0 ? env : availableParallelism();
+}
+
+export class LinalgPool {
+  private workers: Worker[] = [];
+
+  /** `workers` = 0 runs every job inline on the calling thread (blocking it). */
+  constructor(readonly size: number = defaultWorkerCount()) {}
+
+  /** Runs the jobs; resolves to their results in job order. The jobs' input buffers are transferred away. */
+  async run(jobs: HostJob[], opts: RunJobsOptions = {}): Promise<HostResult[]> {
+    if (jobs.length === 0) return [];
+    const started = performance.now();
+    const flops = jobs.map(hostJobFlops);
+    const totalFlops = flops.reduce((a, b) => a + b, 0);
+    let doneFlops = 0;
+    let done = 0;
+    const progress = (i: number) => {
+      done += 1;
+      doneFlops += flops[i];
+      const elapsedS = (performance.now() - started) / 1000;
+      opts.onProgress?.({ done, total: jobs.length, elapsedS, etaS: doneFlops > 0 ? (elapsedS * (totalFlops - doneFlops)) / doneFlops : 0 });
+    };
+    if (this.size === 0) {
+      return jobs.map((job, i) => {
+        opts.signal?.throwIfAborted();
+        const result = runHostJob(job);
+        progress(i);
+        return result;
+      });
+    }
+    opts.signal?.throwIfAborted();
+    const order = jobs.map((_, i) => i).sort((a, b) => flops[b] - flops[a] || a - b);
+    const results: HostResult[] = new Array<HostResult>(jobs.length);
+    const workers = this.ensureWorkers(Math.min(this.size, jobs.length));
+    for (const w of workers) w.ref();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let next = 0;
+        let finished = 0;
+        let failed = false;
+        const fail = (err: unknown) => {
+          if (failed) return;
+          failed = true;
+          cleanup();
+          reject(err);
+        };
+        const onAbort = () => {
+          void this.terminate();
+          fail(opts.signal?.reason ?? new Error('aborted'));
+        };
+        const feed = (w: Worker) => {
+          if (next >= order.length) return;
+          const id = order[next++];
+          w.postMessage({ id, job: jobs[id] }, hostJobBuffers(jobs[id]));
+        };
+        const listeners = workers.map((w) => {
+          const onMessage = (reply: Reply) => {
+            if ('error' in reply) return fail(new Error(`linear algebra worker: ${reply.error}`));
+            results[reply.id] = reply.result;
+            finished += 1;
+            progress(reply.id);
+            if (finished === jobs.length) {
+              cleanup();
+              resolve();
+            } else feed(w);
+          };
+          const onError = (err: Error) => fail(err);
+          const onExit = (code: number) => fail(new Error(`linear algebra worker exited with code ${code}`));
+          w.on('message', onMessage);
+          w.on('error', onError);
+          w.on('exit', onExit);
+          return { w, onMessage, onError, onExit };
+        });
+        const cleanup = () => {
+          for (const { w, onMessage, onError, onExit } of listeners) {
+            w.off('message', onMessage);
+            w.off('error', onError);
+            w.off('exit', onExit);
+          }
+          opts.signal?.removeEventListener('abort', onAbort);
+        };
+        opts.signal?.addEventListener('abort', onAbort, { once: true });
+        for (const w of workers) feed(w);
+      });
+    } finally {
+      for (const w of this.workers) w.unref();
+    }
+    return results;
+  }
+
+  private ensureWorkers(count: number): Worker[] {
+    while (this.workers.length < count) {
+      const w = startWorker();
+      w.unref();
+      this.workers.push(w);
+    }
+    return this.workers.slice(0, count);
+  }
+
+  /** Stops every worker (running jobs are abandoned); resolves once they are gone. The pool can be used again. */
+  async terminate(): Promise<void> {
+    const workers = this.workers;
+    this.workers = [];
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+}
