@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { tf } from '../src/tf.js';
 import { installWasmKernelOverrides } from '../src/backend/wasm-kernels.js';
 import { checkParams, forward, lossTerms, modelSchema, paramShapes, type ModelConfig, type Params } from '../src/model/index.js';
+import { relErr } from './helpers/matrix.js';
 
 interface ParityFixture {
   config: Record<string, number>;
@@ -55,16 +56,6 @@ const f64 = (b64: string): Float64Array => new Float64Array(bytes(b64));
 const refLogits = f64(fx.logits.f64);
 const refMaxAbs = refLogits.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 function maxAbsErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;

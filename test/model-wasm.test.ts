@@ -9,6 +9,7 @@ import { before, describe, it } from 'node:test';
 import { tf } from '../src/tf.js';
 import { installWasmKernelOverrides, wasmKernelOverridesInstalled } from '../src/backend/wasm-kernels.js';
 import { forward, initParams, lossTerms, modelSchema, type ModelConfig } from '../src/model/index.js';
+import { relErr } from './helpers/matrix.js';
 
 /** Deterministic uniform(-1, 1) values. */
 function values(n: number, seed: number): Float32Array {
@@ -21,17 +22,6 @@ function values(n: number, seed: number): Float32Array {
   return out;
 }
 
-/** ‖a − b‖ / ‖b‖ over all entries. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
 
 /** Runs fn on a backend and returns its result as plain arrays (so nothing crosses backends). */
 async function on<T>(backend: 'cpu' | 'wasm', fn: () => T): Promise<T> {

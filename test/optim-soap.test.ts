@@ -217,8 +217,8 @@ test('first bases through the low-rank path (TypeScript linear algebra): each Q 
       const q = state.tensors[`Q_${axis}`] as tf.Tensor2D;
       const stat = state.tensors[`GG_${axis}`] as tf.Tensor2D;
       const n = q.shape[0];
-      const d = tf.tidy(() => tf.matMul(tf.matMul(q, stat, true, false), q).arraySync());
-      const qtq = tf.tidy(() => tf.matMul(q, q, true, false).arraySync());
+      const d = tf.tidy(() => tf.matMul(tf.matMul(q, stat, true, false), q) as tf.Tensor2D).arraySync();
+      const qtq = tf.tidy(() => tf.matMul(q, q, true, false) as tf.Tensor2D).arraySync();
       const scale = Math.abs(d[0][0]);
       let offDiagonal = 0;
       let orthogonality = 0;

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createOptimizer, tf } from '../../src/index.js';
+import { relErr } from './matrix.js';
 
 export interface ReplayFixture {
   name: string;
@@ -23,16 +24,6 @@ export const FIXTURE_DIR = join(here, '../fixtures/optim');
 
 export function loadFixture(file: string): ReplayFixture {
   return JSON.parse(readFileSync(join(FIXTURE_DIR, file), 'utf8')) as ReplayFixture;
-}
-
-function relError(ours: Float32Array | number[], ref: number[]): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num += (ours[i] - ref[i]) ** 2;
-    den += ref[i] ** 2;
-  }
-  return Math.sqrt(num) / Math.sqrt(den);
 }
 
 /** Replays the fixture; returns the largest ‖ours − ref‖/‖ref‖ over steps and parameters. */
@@ -52,7 +43,7 @@ export function replayFixture(fx: ReplayFixture, prefix: string): number {
       opt.applyGradients(grads);
       tf.dispose(Object.values(grads));
       for (const [name, ref] of Object.entries(fx.expected.after_step[i])) {
-        worst = Math.max(worst, relError(vars[name].dataSync() as Float32Array, ref));
+        worst = Math.max(worst, relErr(vars[name].dataSync() as Float32Array, ref));
       }
     });
   } finally {

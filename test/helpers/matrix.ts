@@ -40,3 +40,15 @@ export function frobenius(a: ArrayLike<number>): number {
   }
   return s * Math.sqrt(sum);
 }
+
+/** ‖a − b‖₂ / ‖b‖₂ over all entries (same lengths). */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`relErr: lengths ${a.length} and ${b.length} differ`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
