@@ -49,7 +49,7 @@ export const OPTIMIZERS: readonly RegistryEntry[] = [
   entry('soap', "SOAP: Adam in the eigenbasis of Shampoo's preconditioner (reference soap.py semantics)", soapSchema, soapRule),
   entry(
     'shampoo',
-    'Shampoo with Adam grafting, DistributedShampoo semantics (inverse roots by float64 eigh)',
+    'Shampoo with Adam grafting, DistributedShampoo semantics (inverse roots by float64 eigh, or device Newton; optional blocking)',
     shampooSchema,
     shampooRule,
   ),
