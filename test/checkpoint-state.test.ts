@@ -46,14 +46,14 @@ test('real tf tensors and a fake optimizer state (NaN payloads, −0, int32) rou
   assert.deepEqual(loaded.meta.rng, { seed: 7, stream: [1, 2] });
   assert.deepEqual(loaded.meta.optimizer.counters, { ln: { step: 3 }, 'blocks.0.attn.wq': { step: 3, refreshes: 1 } });
   // Parameters in the given order, then optimizer state sorted by parameter and state name.
-  assert.deepEqual([...loaded.tensors.keys()], [
+  assert.deepEqual(Object.keys(loaded.index.tensors), [
     'params/blocks.0.attn.wq',
     'params/ln',
     'optim/blocks.0.attn.wq/Q_L',
     'optim/blocks.0.attn.wq/idx',
     'optim/ln/exp_avg',
   ]);
-  const got = (key: string) => loaded.tensors.get(key)!;
+  const got = (key: string) => loaded.readTensor(key);
   assert.deepEqual(new Uint8Array(got('params/blocks.0.attn.wq').data.buffer), new Uint8Array(awkward.buffer));
   assert.deepEqual(got('params/blocks.0.attn.wq').shape, [2, 3]);
   assert.ok(Object.is(got('optim/ln/exp_avg').data[1], -0));
@@ -92,9 +92,9 @@ test('a real optimizer resumed from a checkpoint continues exactly, with no leak
   tf.dispose(Object.values(params));
   const before = tf.memory().numTensors;
   const loaded = loadLatestValidCheckpoint(run)!;
-  params = restoreParams(model, loaded.tensors, loaded.dir);
+  params = restoreParams(model, loaded, loaded.dir);
   opt = createOptimizer(config);
-  restoreOptimizer(opt, loaded.meta.optimizer.counters, loaded.tensors);
+  restoreOptimizer(opt, loaded.meta.optimizer.counters, loaded);
   const stateTensors = opt.stateEntries().reduce((n, [, s]) => n + Object.keys(s.tensors).length, 0);
   assert.equal(tf.memory().numTensors - before, Object.keys(params).length + stateTensors, 'one tensor per variable and state, nothing else');
   step(opt, params, 3);
@@ -102,6 +102,50 @@ test('a real optimizer resumed from a checkpoint continues exactly, with no leak
   opt.dispose();
   tf.dispose(Object.values(params));
   assert.equal(tf.memory().numTensors, before);
+});
+
+test('restoring pulls tensors one at a time, checks shapes before reading, and leaks nothing when a read fails', async () => {
+  await tf.setBackend('cpu');
+  const run = tempRun();
+  const config = { type: 'adamw', lr: 0.01 };
+  const params = initParams(model, { seed: 3, namePrefix: 'pull/' });
+  const opt = createOptimizer(config);
+  const g = Object.fromEntries(Object.values(params).map((v) => [v.name, tf.onesLike(v)]));
+  opt.applyGradients(g);
+  const states = opt.stateEntries().map(([n, s]): [string, ParamState] => [n.slice('pull/'.length), s]);
+  await saveTrainingCheckpoint(run, {
+    step: 1, tokensSeen: 0, wallClockS: 0, rng: {}, schedule: {}, modelConfig: model,
+    params: Object.fromEntries(Object.entries(params).map(([n, v]) => [n, v])),
+    optimizer: { type: 'adamw', config, states },
+  });
+  opt.dispose();
+  tf.dispose([...Object.values(params), ...Object.values(g)]);
+  const loaded = loadLatestValidCheckpoint(run)!;
+  // A source that counts reads, and fails at the n-th one.
+  const reads: string[] = [];
+  const source = (failAt = Infinity) => ({
+    index: loaded.index,
+    readTensor: (key: string) => {
+      reads.push(key);
+      if (reads.length === failAt) throw new Error(`read ${key} failed`);
+      return loaded.readTensor(key);
+    },
+  });
+  const before = tf.memory().numTensors;
+  const wider = modelSchema.parse({ ...model, d_model: 12, n_heads: 2 });
+  assert.throws(() => restoreParams(wider, source(), loaded.dir), /parameter tok_emb has shape \[16,8\], the model needs \[16,12\]/);
+  assert.deepEqual(reads, [], 'shapes come from the index: nothing read for a mismatched model');
+  assert.throws(() => restoreParams(model, source(3), loaded.dir), /failed/);
+  assert.equal(tf.memory().numTensors, before, 'the two variables made before the failure were disposed');
+  reads.length = 0;
+  const restored = restoreParams(model, source(), loaded.dir);
+  assert.deepEqual(reads, Object.keys(paramShapes(model)).map((n) => `params/${n}`), 'each parameter read once, in order');
+  const fresh = createOptimizer(config);
+  reads.length = 0;
+  assert.throws(() => restoreOptimizer(fresh, loaded.meta.optimizer.counters, source(5)), /failed/);
+  fresh.dispose();
+  tf.dispose(Object.values(restored));
+  assert.equal(tf.memory().numTensors, before, 'the half-made state was disposed; the states set before it went with the optimizer');
 });
 
 test('tensors are pulled one at a time: each is on disk before the next is read', async () => {

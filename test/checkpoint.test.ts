@@ -1,11 +1,12 @@
 /**
- * Checkpoints on disk: bit-exact round trips, every kind of damage skipped for the previous
- * valid checkpoint, pruning, and a full disk that leaves the previous checkpoint usable.
+ * Checkpoints on disk: bit-exact round trips, every kind of damage (and I/O errors) skipped for
+ * the previous valid checkpoint, pruning, and a full disk that leaves the previous checkpoint
+ * usable.
  * (tf-side restore and leak counts: checkpoint-state.test.ts; the format: checkpoint-format.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -14,6 +15,7 @@ import {
   pruneCheckpoints,
   saveCheckpoint,
   type CheckpointInfo,
+  type FileReader,
   type SaveInput,
   type TensorEntry,
   type TensorIndex,
@@ -65,9 +67,9 @@ test('save → load round-trips every bit and the metadata, and leaves no temp f
   assert.equal(loaded.meta.tokens_seen, 256);
   assert.deepEqual(loaded.meta.rng, { seed: 3 });
   assert.deepEqual(loaded.meta.optimizer.counters, { w: { step: 4 } });
+  assert.deepEqual(Object.keys(loaded.index.tensors), awkwardTensors(4).map(([key]) => key));
   for (const [key, entry] of awkwardTensors(4)) {
-    const got = loaded.tensors.get(key);
-    assert.ok(got, key);
+    const got = loaded.readTensor(key);
     assert.equal(got.dtype, entry.dtype);
     assert.equal(got.data.constructor, entry.data.constructor);
     assert.deepEqual(got.shape, entry.shape);
@@ -116,6 +118,51 @@ test('truncated, corrupted and half-written checkpoints are skipped, newest firs
   const validity = (full: boolean) => listCheckpoints(run, { full }).map((c) => `${c.step}:${c.valid ? 'ok' : 'bad'}`);
   assert.deepEqual(validity(false), ['2:ok', '4:bad', '6:ok', '8:ok', '10:bad', '12:bad']);
   assert.deepEqual(validity(true), ['2:ok', '4:bad', '6:bad', '8:bad', '10:bad', '12:bad']);
+});
+
+const eio = () => Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO', errno: -5, syscall: 'read' });
+
+test('an I/O error or a read that ends early while verifying the newest checkpoint skips it, named with the error', async () => {
+  const run = tempRun();
+  for (const step of [2, 4, 6]) await saveCheckpoint(run, input(step));
+  // tensors.bin reads of step-6 fail with EIO, of step-4 come back empty (the file ended early).
+  const failing = new Map<number, FileReader>([
+    [6, () => { throw eio(); }],
+    [4, () => 0],
+  ]);
+  let step = 6;
+  const skipped: string[] = [];
+  const loaded = loadLatestValidCheckpoint(run, {
+    onSkip: (info, reason) => {
+      skipped.push(`${info.step}: ${reason}`);
+      step = info.step - 2;
+    },
+    read: (fd, into, offset, length, position) => (failing.get(step) ?? readSync)(fd, into, offset, length, position),
+  });
+  assert.equal(loaded?.meta.step, 2);
+  assert.deepEqual(skipped, [
+    '6: tensors.bin is unreadable: EIO: i/o error, read',
+    '4: tensors.bin ended early (truncated while being read?)',
+  ]);
+  assert.deepEqual([...loaded.readTensor('params/b').data], [1, 2, 3]);
+  // With no readable checkpoint left, the error names each one's reason.
+  assert.throws(
+    () => loadLatestValidCheckpoint(run, { read: () => { throw eio(); } }),
+    (err: unknown) =>
+      err instanceof SoapTrainError && err.exitCode === 2 && /no valid checkpoint among 3 \(step-6: tensors\.bin is unreadable: EIO.*step-2: tensors\.bin is unreadable: EIO/.test(err.oneLine()),
+  );
+});
+
+test('an unreadable meta.json is skipped too; a bug in the reader is not swallowed', async () => {
+  const run = tempRun();
+  for (const step of [2, 4]) await saveCheckpoint(run, input(step));
+  // A directory in place of the file reads as EISDIR: deterministic, even as root.
+  rmSync(ckpt(run, 4, 'meta.json'));
+  mkdirSync(ckpt(run, 4, 'meta.json'));
+  const reasons: string[] = [];
+  assert.equal(loadLatestValidCheckpoint(run, (_info, reason) => reasons.push(reason))?.meta.step, 2);
+  assert.deepEqual(reasons, ['meta.json is unreadable: EISDIR: illegal operation on a directory, read']);
+  assert.throws(() => loadLatestValidCheckpoint(run, { read: () => { throw new TypeError('a bug'); } }), TypeError);
 });
 
 test('a torn or foreign meta.json is skipped with its reason', async () => {

@@ -14,10 +14,15 @@
  *   layout.ts       paths, `CheckpointMeta`, `CheckpointInfo`, `checkpointBytes` (sizes for inspect)
  *   save.ts         `saveCheckpoint(runDir, {…meta, tensors}, {write?})`: atomic, ENOSPC-safe
  *   discover.ts     `listCheckpoints(runDir, {full?})`, `inspectCheckpoint`: cheap and full checks
- *   load.ts         `loadLatestValidCheckpoint(runDir, {onSkip})`, `loadCheckpoint(dir, step)`
+ *   load.ts         `loadLatestValidCheckpoint(runDir, {onSkip})`, `loadCheckpoint(dir, step)`: verified
+ *                   first (tensors.bin hashed in one streaming pass), then `{meta, dir, index,
+ *                   readTensor(key)}`: tensors are read one at a time, never all at once
  *   prune.ts        `pruneCheckpoints(runDir, {keep ≥ 2, keepEvery?})`
  *   state.ts        tf side: `saveTrainingCheckpoint`, `snapshotTensors`, `restoreParams`, `restoreOptimizer`
- *   tensor-file.ts  the tensors.bin/index.json format, streaming write and one-pass verified read
+ *                   (these pull tensors from a loaded checkpoint one at a time: peak host memory
+ *                   while resuming is what tf holds plus one tensor)
+ *   tensor-file.ts  the tensors.bin/index.json format, streaming write, streaming verification
+ *                   and per-tensor positioned reads (`openTensorFile`)
  */
 export {
   CHECKPOINT_FORMAT,
@@ -33,4 +38,12 @@ export { isBeingWritten, saveCheckpoint, type SaveInput, type SaveOptions, type 
 export { inspectCheckpoint, latestValidCheckpoint, listCheckpoints, readMeta, type CheckOptions } from './discover.js';
 export { loadCheckpoint, loadLatestValidCheckpoint, type LoadOptions, type LoadedCheckpoint, type SkipHandler } from './load.js';
 export { pruneCheckpoints, type PruneOptions } from './prune.js';
-export { INDEX_FILE, TENSORS_FILE, type FileDigest, type TensorEntry, type TensorIndex } from './tensor-file.js';
+export {
+  INDEX_FILE,
+  TENSORS_FILE,
+  type FileDigest,
+  type FileReader,
+  type TensorEntry,
+  type TensorIndex,
+  type TensorSource,
+} from './tensor-file.js';

@@ -5,21 +5,22 @@
  * means the writer got to the end):
  *   cheap  every listed file is present with the recorded size: catches crashes mid-write and
  *          truncation; costs a few stat calls (listing, pruning, `inspect`)
- *   full   also the SHA-256 of every file: catches flipped bits; reads the whole checkpoint
- *          (resuming, `inspect` of a run directory)
+ *   full   also the SHA-256 of every file: catches flipped bits and unreadable files (an I/O
+ *          error is a reason like any other); reads the whole checkpoint (resuming, `inspect`
+ *          of a run directory)
  * `.tmp-*` and `.trash-*` folders, and anything not named `step-<N>`, are never checkpoints.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { META_FILE, READABLE_FORMATS, checkpointsDir, parseStepDirName, type CheckpointInfo, type CheckpointMeta } from './layout.js';
-import { INDEX_FILE, TENSORS_FILE, sha256File } from './tensor-file.js';
+import { INDEX_FILE, TENSORS_FILE, isIoError, sha256File } from './tensor-file.js';
 
 export interface CheckOptions {
   /** Also compare SHA-256 checksums (reads every byte). Default false: sizes only. */
   full?: boolean;
   /**
-   * Files whose checksum is left out of a full check because the caller verifies it while
-   * reading them anyway (the loader hashes tensors.bin as it reads it: one pass, not two).
+   * Files whose checksum is left out of a full check because the caller verifies it itself
+   * (the loader hashes tensors.bin with `openTensorFile`, through its own reader).
    */
   skipHashOf?: readonly string[];
 }
@@ -33,8 +34,8 @@ export function readMeta(dir: string): CheckpointMeta | string {
   let meta: CheckpointMeta;
   try {
     meta = JSON.parse(readFileSync(path, 'utf8')) as CheckpointMeta;
-  } catch {
-    return 'meta.json is not valid JSON (torn write?)';
+  } catch (err) {
+    return isIoError(err) ? `meta.json is unreadable: ${err.message}` : 'meta.json is not valid JSON (torn write?)';
   }
   if (typeof meta !== 'object' || meta === null) return 'meta.json is not an object';
   if (!READABLE_FORMATS.includes(meta.format_version)) {
@@ -68,7 +69,14 @@ export function inspectCheckpoint(dir: string, step: number, opts: CheckOptions 
   if (opts.full) {
     for (const [name, digest] of Object.entries(meta.files)) {
       if (opts.skipHashOf?.includes(name)) continue;
-      if (sha256File(join(dir, name)) !== digest.sha256) return { ...info, bytes, reason: `${name} checksum mismatch (corrupted)` };
+      let sha256: string;
+      try {
+        sha256 = sha256File(join(dir, name));
+      } catch (err) {
+        if (!isIoError(err)) throw err;
+        return { ...info, bytes, reason: `${name} is unreadable: ${err.message}` };
+      }
+      if (sha256 !== digest.sha256) return { ...info, bytes, reason: `${name} checksum mismatch (corrupted)` };
     }
   }
   return { step, dir, bytes, valid: true, meta };

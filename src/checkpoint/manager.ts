@@ -1,6 +1,6 @@
 /**
  * When a run writes checkpoints, and what it does after each: the cadence (`checkpoint.interval`
- * steps, plus on demand at the end or on a signal), pruning (keep the newest `keep`, and every
+ * steps or `checkpoint.interval_s` seconds, plus on demand at the end, on a signal or a time limit), pruning (keep the newest `keep`, and every
  * `keep_every`-th), the time spent (kept out of the training clock by the caller) and the
  * `checkpoint` event in log.jsonl. The trainer asks `due(step)` and calls `save(…)`; it holds no
  * checkpoint bookkeeping of its own.
@@ -14,6 +14,8 @@ import { saveTrainingCheckpoint, type TrainingSnapshot } from './state.js';
 export interface CheckpointPolicy {
   /** Save every this many steps; 0: only when asked (the end, a signal). */
   interval: number;
+  /** Also save once this many seconds have passed since the last save (or the start); 0: off. */
+  interval_s: number;
   /** Keep the newest this many valid checkpoints (≥ 2). */
   keep: number;
   /** Also keep every checkpoint whose step is a multiple of this; 0: none. */
@@ -23,6 +25,10 @@ export interface CheckpointPolicy {
 export class CheckpointManager {
   /** Step of the newest checkpoint on disk that this run wrote or resumed from; -1: none. */
   private lastSaved: number;
+  /** performance.now() of the last save, or of the start. */
+  private lastSavedAt = performance.now();
+  /** Wall seconds of the slowest save so far: what a deadline must leave room for. */
+  slowestSaveS = 0;
 
   constructor(
     private readonly runDir: string,
@@ -33,9 +39,12 @@ export class CheckpointManager {
     this.lastSaved = resumedFromStep ?? -1;
   }
 
-  /** Whether the cadence asks for a checkpoint after `step` steps. */
+  /** Whether the cadence (every `interval` steps, or `interval_s` seconds) asks for a checkpoint after `step` steps. */
   due(step: number): boolean {
-    return this.policy.interval > 0 && step % this.policy.interval === 0 && step !== this.lastSaved;
+    if (step === this.lastSaved) return false;
+    const bySteps = this.policy.interval > 0 && step % this.policy.interval === 0;
+    const byTime = this.policy.interval_s > 0 && (performance.now() - this.lastSavedAt) / 1000 >= this.policy.interval_s;
+    return bySteps || byTime;
   }
 
   /**
@@ -49,7 +58,9 @@ export class CheckpointManager {
     this.lastSaved = snapshot.step;
     const removed = pruneCheckpoints(this.runDir, { keep: this.policy.keep, keepEvery: this.policy.keep_every });
     crashPoint();
-    const seconds = (performance.now() - start) / 1000;
+    this.lastSavedAt = performance.now();
+    const seconds = (this.lastSavedAt - start) / 1000;
+    this.slowestSaveS = Math.max(this.slowestSaveS, seconds);
     this.logger.info(
       { event: 'checkpoint', step: snapshot.step, dir: saved.dir, bytes: saved.bytes, ms: saved.ms, removed },
       'checkpoint saved',

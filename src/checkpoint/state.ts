@@ -14,7 +14,7 @@ import type { RuleOptimizer } from '../optim/rule-optimizer.js';
 import type { ParamState } from '../optim/types.js';
 import type { CheckpointMeta } from './layout.js';
 import { saveCheckpoint, type SaveOptions, type SavedCheckpoint } from './save.js';
-import type { TensorEntry } from './tensor-file.js';
+import type { IndexEntry, TensorEntry, TensorIndex, TensorSource } from './tensor-file.js';
 
 /** Reads one tensor to the host (`await t.data()`: no blocking `dataSync`, one at a time). */
 async function entryOf(key: string, t: tf.Tensor): Promise<TensorEntry> {
@@ -86,52 +86,80 @@ export function saveTrainingCheckpoint(runDir: string, s: TrainingSnapshot, opts
   );
 }
 
-/** Rebuilds the model's variables from a checkpoint; every parameter must be there with its shape. */
-export function restoreParams(model: ModelConfig, tensors: Map<string, TensorEntry>, checkpointDir: string): Record<string, tf.Variable> {
-  const out: Record<string, tf.Variable> = {};
-  for (const [name, shape] of Object.entries(paramShapes(model))) {
-    const entry = tensors.get(`params/${name}`);
+/**
+ * Rebuilds the model's variables from a checkpoint (a `LoadedCheckpoint`, or any TensorSource);
+ * every parameter must be there with its shape, which is checked in the index before anything
+ * is read. Tensors are read and handed to tf one at a time: the host holds at most one
+ * parameter's bytes besides what tf holds.
+ */
+export function restoreParams(model: ModelConfig, source: TensorSource, checkpointDir: string): Record<string, tf.Variable> {
+  const shapes = Object.entries(paramShapes(model));
+  for (const [name, shape] of shapes) {
+    const entry = indexEntry(source, `params/${name}`);
     if (!entry || entry.shape.join(',') !== shape.join(',')) {
-      tf.dispose(Object.values(out));
       throw badInput(`parameter ${name} ${entry ? `has shape [${entry.shape}], the model needs [${shape}]` : 'is missing'}`, {
         file: checkpointDir,
         fix: 'resume with the model config the run was started with',
       });
     }
-    // tf.variable shares the initial tensor's data and keeps it referenced: dispose the
-    // temporary so it does not linger in tf.memory().numTensors.
-    const initial = tf.tensor(entry.data, shape, entry.dtype);
-    out[name] = tf.variable(initial, true, name);
-    initial.dispose();
+  }
+  const out: Record<string, tf.Variable> = {};
+  try {
+    for (const [name, shape] of shapes) {
+      // tf.variable shares the initial tensor's data and keeps it referenced: dispose the
+      // temporary so it does not linger in tf.memory().numTensors.
+      const initial = tensorOf(source.readTensor(`params/${name}`), shape);
+      out[name] = tf.variable(initial, true, name);
+      initial.dispose();
+    }
+  } catch (err) {
+    tf.dispose(Object.values(out));
+    throw err;
   }
   return out;
 }
 
-/** Optimizer state tensors of a checkpoint, grouped by parameter: name → state name → entry. */
-export function optimizerEntries(tensors: Map<string, TensorEntry>): Map<string, Record<string, TensorEntry>> {
-  const byParam = new Map<string, Record<string, TensorEntry>>();
-  for (const [key, entry] of tensors) {
+/** A checkpoint's optimizer-state keys, grouped by parameter: name → state name → key. */
+export function optimizerKeys(index: TensorIndex): Map<string, Record<string, string>> {
+  const byParam = new Map<string, Record<string, string>>();
+  for (const key of Object.keys(index.tensors)) {
     const m = /^optim\/(.+)\/([^/]+)$/.exec(key);
     if (!m) continue;
-    byParam.set(m[1], { ...byParam.get(m[1]), [m[2]]: entry });
+    byParam.set(m[1], { ...byParam.get(m[1]), [m[2]]: key });
   }
   return byParam;
 }
 
 /**
- * Puts every parameter's optimizer state (tensors and counters) back into the optimizer. A
- * parameter with tensors but no counters gets empty counters (and vice versa), so nothing read
- * from the checkpoint is dropped or leaked.
+ * Puts every parameter's optimizer state (tensors and counters) back into the optimizer,
+ * reading the state tensors one at a time from `source`. A parameter with tensors but no
+ * counters gets empty counters (and vice versa), so nothing in the checkpoint is dropped. If a
+ * read fails, the failing parameter's tensors made so far are disposed (states already handed
+ * to the optimizer are its own) and the error propagates.
  */
-export function restoreOptimizer(
-  optimizer: RuleOptimizer,
-  counters: Record<string, Record<string, number>>,
-  tensors: Map<string, TensorEntry>,
-): void {
-  const entries = optimizerEntries(tensors);
-  for (const name of new Set([...Object.keys(counters), ...entries.keys()])) {
+export function restoreOptimizer(optimizer: RuleOptimizer, counters: Record<string, Record<string, number>>, source: TensorSource): void {
+  const keys = optimizerKeys(source.index);
+  for (const name of new Set([...Object.keys(counters), ...keys.keys()])) {
     const state: ParamState = { tensors: {}, counters: { ...counters[name] } };
-    for (const [key, e] of Object.entries(entries.get(name) ?? {})) state.tensors[key] = tf.tensor(e.data, e.shape, e.dtype);
+    try {
+      for (const [stateName, key] of Object.entries(keys.get(name) ?? {})) state.tensors[stateName] = tensorOf(source.readTensor(key));
+    } catch (err) {
+      tf.dispose(Object.values(state.tensors));
+      throw err;
+    }
     optimizer.setState(name, state);
   }
+}
+
+function indexEntry(source: TensorSource, key: string): IndexEntry | undefined {
+  return Object.hasOwn(source.index.tensors, key) ? source.index.tensors[key] : undefined;
+}
+
+/**
+ * A tf tensor of a freshly read entry. The typed array is the caller's to drop: tf keeps it
+ * (cpu backend) or copies it into its own memory (wasm, tensorflow), and nothing else refers
+ * to it afterwards.
+ */
+function tensorOf(entry: TensorEntry, shape: readonly number[] = entry.shape): tf.Tensor {
+  return tf.tensor(entry.data, [...shape], entry.dtype);
 }

@@ -13,15 +13,19 @@
  * front to back in one pass.
  *
  * Writing streams one array at a time (peak memory is one tensor, never the checkpoint) and
- * hashes as it goes; reading fills one typed array per tensor straight from the file and can
- * check the SHA-256 in the same pass, so a checkpoint is read once, never twice, and files
- * larger than Node's 2 GiB `readFileSync` limit work.
+ * hashes as it goes. Reading is the mirror image: `openTensorFile` checks the index and the
+ * file's size and, given the expected SHA-256, hashes the whole file in one streaming pass
+ * through a bounded buffer (no tensor kept); then `readTensor(key)` reads one tensor's bytes
+ * with a positioned read straight into a fresh typed array. A caller that turns each into a tf
+ * tensor and drops it holds at most one tensor's bytes besides what tf holds, and files larger
+ * than Node's 2 GiB `readFileSync` limit work. (The price: a verified load reads the file twice,
+ * once to hash it and once for the tensors; the second read usually comes from the page cache.)
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { badInput } from '../errors.js';
+import { SoapTrainError, badInput } from '../errors.js';
 
 export type TensorDtype = 'float32' | 'int32';
 
@@ -55,6 +59,25 @@ export interface FileDigest {
 /** Writes a whole buffer to a file descriptor; tests replace it to inject ENOSPC. */
 export type FileWriter = (fd: number, buf: Uint8Array) => void;
 
+/**
+ * Reads up to `length` bytes at file position `position` into `into[offset…]` and returns how
+ * many it read (0 at the end of the file): `fs.readSync`'s contract. Tests replace it to inject
+ * I/O errors and short reads.
+ */
+export type FileReader = (fd: number, into: Uint8Array, offset: number, length: number, position: number) => number;
+
+/** Tensors by key, read one at a time (a loaded checkpoint, or an opened tensor file). */
+export interface TensorSource {
+  /** Every tensor's dtype, shape and place, in file order: look here before reading. */
+  index: TensorIndex;
+  /**
+   * Reads one tensor into a fresh typed array that the caller owns (nothing is cached: each call
+   * reads the file again). Throws for a key not in the index, and a SoapTrainError naming the
+   * file when it cannot be read or changed since it was opened.
+   */
+  readTensor(key: string): TensorEntry;
+}
+
 export const TENSORS_FILE = 'tensors.bin';
 export const INDEX_FILE = 'index.json';
 /** Every array starts at a multiple of this, so a reader may map the file and view it in place. */
@@ -63,6 +86,8 @@ const KEY = /^(params\/[^/]+|optim\/[^/]+\/[^/]+)$/;
 const LITTLE_ENDIAN = endianness() === 'LE';
 /** Reads and writes go in pieces of at most this (one `writeSync` must stay under 2 GiB). */
 const CHUNK = 64 << 20;
+/** The buffer of a hashing pass: all the memory verifying a file of any size takes. */
+const HASH_CHUNK = 8 << 20;
 
 /** Bytes of an array of this shape (both dtypes are 4 bytes an element). */
 export function tensorBytes(shape: readonly number[]): number {
@@ -175,53 +200,115 @@ function sortedByOffset(index: TensorIndex): Array<[string, IndexEntry]> {
   return Object.entries(index.tensors).sort(([, a], [, b]) => a.offset - b.offset);
 }
 
+export interface OpenOptions {
+  /** The SHA-256 tensors.bin must have: checked in a streaming pass before anything is read. */
+  expectSha256?: string;
+  /** Replaces the low-level positioned read; tests inject I/O errors and short reads through it. */
+  read?: FileReader;
+}
+
+/** The default reader: `fs.readSync` at an explicit position. */
+const readAt: FileReader = (fd, into, offset, length, position) => readSync(fd, into, offset, length, position);
+
 /**
- * Reads every tensor of a folder written by `writeTensorFile`, in one pass over tensors.bin.
- * Each entry must lie inside the file and the file must end where the last entry ends (a
- * truncated or padded file is refused). With `expectSha256` the file's hash is checked in the
- * same pass and a mismatch is an error. Errors are bad input (exit 2) naming the file.
+ * Opens a folder written by `writeTensorFile` for reading tensor by tensor. Checks index.json,
+ * that tensors.bin ends where the last entry ends (a truncated or padded file is refused) and,
+ * with `expectSha256`, the file's hash: one pass front to back through an 8 MiB buffer, keeping
+ * nothing. Errors are SoapTrainErrors naming the file: bad input (exit 2) for a malformed index,
+ * a wrong size or hash; an I/O error (EIO, EACCES, …) or a read that ends early says the file is
+ * unreadable, with the system's message.
+ *
+ * `readTensor` then opens the file for each tensor, checks it is still the file that was
+ * verified (same inode, size and modification time: a checkpoint replaced or rewritten in
+ * between is refused rather than read unverified), and reads that tensor's bytes only.
  */
-export function readTensorFile(dir: string, opts: { expectSha256?: string } = {}): Map<string, TensorEntry> {
+export function openTensorFile(dir: string, opts: OpenOptions = {}): TensorSource {
   const index = readTensorIndex(dir);
   const path = join(dir, TENSORS_FILE);
-  const fd = openSync(path, 'r');
+  const read = opts.read ?? readAt;
+  const entries = sortedByOffset(index);
+  const end = entries.length ? entries[entries.length - 1][1].offset + entries[entries.length - 1][1].bytes : 0;
+  const verified = withFile(path, (fd) => {
+    const stat = fstatSync(fd);
+    if (stat.size !== end) {
+      throw badInput(`has ${stat.size} bytes, the index describes ${end} (truncated or overwritten)`, { file: path, fix: 'use an earlier checkpoint' });
+    }
+    if (opts.expectSha256 !== undefined) {
+      const hash = createHash('sha256');
+      const buf = new Uint8Array(Math.min(HASH_CHUNK, Math.max(end, 1)));
+      for (let position = 0; position < end; ) {
+        const piece = buf.subarray(0, Math.min(buf.byteLength, end - position));
+        readInto(fd, piece, position, read, path);
+        hash.update(piece);
+        position += piece.byteLength;
+      }
+      if (hash.digest('hex') !== opts.expectSha256) {
+        throw badInput('checksum mismatch (corrupted)', { file: path, fix: 'use an earlier checkpoint' });
+      }
+    }
+    return stat;
+  });
+  return {
+    index,
+    readTensor(key: string): TensorEntry {
+      if (!Object.hasOwn(index.tensors, key)) throw new Error(`${path}: no tensor ${key} in the index`);
+      const e = index.tensors[key];
+      return withFile(path, (fd) => {
+        const now = fstatSync(fd);
+        if (now.ino !== verified.ino || now.dev !== verified.dev || now.size !== verified.size || now.mtimeMs !== verified.mtimeMs) {
+          throw new SoapTrainError('changed since it was opened and verified (is another process writing this run?)', {
+            file: path,
+            fix: 'run again: the checkpoint is verified afresh and skipped if it is no longer valid',
+            exitCode: 1,
+          });
+        }
+        // A fresh ArrayBuffer per tensor: aligned for the typed array, and owned by the caller.
+        const buffer = new ArrayBuffer(e.bytes);
+        const bytes = new Uint8Array(buffer);
+        readInto(fd, bytes, e.offset, read, path);
+        if (!LITTLE_ENDIAN) swap32(bytes);
+        return { dtype: e.dtype, shape: [...e.shape], data: e.dtype === 'int32' ? new Int32Array(buffer) : new Float32Array(buffer) };
+      });
+    },
+  };
+}
+
+/** Opens `path` read-only for `use`, always closing it; an I/O error becomes a SoapTrainError naming the file. */
+function withFile<T>(path: string, use: (fd: number) => T): T {
+  let fd: number;
   try {
-    const size = fstatSync(fd).size;
-    const entries = sortedByOffset(index);
-    const end = entries.length ? entries[entries.length - 1][1].offset + entries[entries.length - 1][1].bytes : 0;
-    if (end !== size) {
-      throw badInput(`has ${size} bytes, the index describes ${end} (truncated or overwritten)`, { file: path, fix: 'use an earlier checkpoint' });
-    }
-    const hash = opts.expectSha256 === undefined ? null : createHash('sha256');
-    const out = new Map<string, TensorEntry>();
-    let position = 0;
-    for (const [key, e] of entries) {
-      if (e.offset > position) readInto(fd, new Uint8Array(e.offset - position), position, hash, path);
-      // A fresh ArrayBuffer per tensor: aligned for the typed array, and owned by the caller.
-      const buffer = new ArrayBuffer(e.bytes);
-      const bytes = new Uint8Array(buffer);
-      readInto(fd, bytes, e.offset, hash, path);
-      if (!LITTLE_ENDIAN) swap32(bytes);
-      out.set(key, { dtype: e.dtype, shape: e.shape, data: e.dtype === 'int32' ? new Int32Array(buffer) : new Float32Array(buffer) });
-      position = e.offset + e.bytes;
-    }
-    if (hash && hash.digest('hex') !== opts.expectSha256) {
-      throw badInput('checksum mismatch (corrupted)', { file: path, fix: 'use an earlier checkpoint' });
-    }
-    return out;
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw unreadable(path, err);
+  }
+  try {
+    return use(fd);
+  } catch (err) {
+    throw unreadable(path, err);
   } finally {
     closeSync(fd);
   }
 }
 
-function readInto(fd: number, into: Uint8Array, position: number, hash: Hash | null, path: string): void {
+/** A system error (it has `code` and `syscall`: EIO, EACCES, EISDIR, …), as opposed to a bug. */
+export function isIoError(err: unknown): err is NodeJS.ErrnoException {
+  const e = err as NodeJS.ErrnoException | null;
+  return e instanceof Error && typeof e.code === 'string' && typeof e.syscall === 'string';
+}
+
+/** I/O errors become `<file>: is unreadable: <system message>`; anything else passes through. */
+function unreadable(path: string, err: unknown): unknown {
+  if (!isIoError(err)) return err;
+  return new SoapTrainError(`is unreadable: ${err.message}`, { file: path, fix: 'use an earlier checkpoint' });
+}
+
+function readInto(fd: number, into: Uint8Array, position: number, read: FileReader, path: string): void {
   let done = 0;
   while (done < into.byteLength) {
-    const n = readSync(fd, into, done, Math.min(CHUNK, into.byteLength - done), position + done);
-    if (n === 0) throw badInput('ended early (truncated while being read?)', { file: path });
+    const n = read(fd, into, done, Math.min(CHUNK, into.byteLength - done), position + done);
+    if (!(n > 0)) throw badInput('ended early (truncated while being read?)', { file: path, fix: 'use an earlier checkpoint' });
     done += n;
   }
-  hash?.update(into);
 }
 
 /** SHA-256 of a file of any size, read in pieces (never the whole file in memory). */
@@ -229,7 +316,7 @@ export function sha256File(path: string): string {
   const hash = createHash('sha256');
   const fd = openSync(path, 'r');
   try {
-    const buf = new Uint8Array(Math.min(CHUNK, 8 << 20));
+    const buf = new Uint8Array(HASH_CHUNK);
     for (let n; (n = readSync(fd, buf, 0, buf.byteLength, null)) > 0; ) hash.update(buf.subarray(0, n));
   } finally {
     closeSync(fd);

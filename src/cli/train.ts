@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { resolve } from 'node:path';
 import { loadConfig, parseOverride } from '../config/load.js';
+import { parseTimeLimit } from '../config/time-limit.js';
 import { badInput } from '../errors.js';
 import { loadRunConfig, runExperiment } from '../run/experiment.js';
 import { chooseRunDir } from '../run/run-dir.js';
@@ -17,13 +18,15 @@ export interface TrainOptions extends ConfigOptions {
   runDir?: string;
   name?: string;
   resume?: boolean;
+  timeLimit?: string;
 }
 
 export function addTrainOptions(cmd: Command, configRequired = true): Command {
   return addConfigOptions(cmd, configRequired)
     .option('--name <name>', 'run name: the run goes to runs/<name>/ (default: <config stem>-<date>-<time>)')
     .option('--run-dir <dir>', 'explicit run directory (overrides --name)')
-    .option('--resume', 'continue the run in --name/--run-dir from its newest valid checkpoint (start it if it does not exist)');
+    .option('--resume', 'continue the run in --name/--run-dir from its newest valid checkpoint (start it if it does not exist)')
+    .option('--time-limit <limit>', "checkpoint and exit 75 (resume me) before this wall time, in Slurm's format: 90, 30:00, 12:00:00, 1-12:00:00 (sets train.max_wall_s)");
 }
 
 export function trainCommand(): Command {
@@ -38,7 +41,8 @@ export function resumeCommand(): Command {
   return addConfigOptions(new Command('resume'), false)
     .description('continue a run from its newest valid checkpoint, with the config saved in its run directory')
     .argument('<run-dir>', 'the run directory, e.g. runs/tiny-soap-20261124-101500')
-    .action(async (dir: string, opts: ConfigOptions) => {
+    .option('--time-limit <limit>', "checkpoint and exit 75 (resume me) before this wall time, in Slurm's format (sets train.max_wall_s)")
+    .action(async (dir: string, opts: ConfigOptions & { timeLimit?: string }) => {
       process.exitCode = await runTrain({ ...opts, runDir: dir, resume: true }, { fromRunDir: true });
     });
 }
@@ -46,6 +50,7 @@ export function resumeCommand(): Command {
 /** Runs one training job (new or resumed); resolves to the process exit code. */
 export async function runTrain(opts: TrainOptions, how: { fromRunDir?: boolean } = {}): Promise<number> {
   const overrides = opts.set.map(parseOverride);
+  if (opts.timeLimit !== undefined) overrides.push(parseOverride(`train.max_wall_s=${parseTimeLimit(opts.timeLimit)}`));
   if (!how.fromRunDir && !opts.config) throw badInput('--config FILE is required', { fix: 'e.g. soap-train --config configs/tiny-adamw.yaml' });
   const loaded = how.fromRunDir ? loadRunConfig(resolve(opts.runDir!), overrides) : loadConfig(opts.config!, overrides);
   if (opts.resume && !opts.name && !opts.runDir) throw badInput('--resume needs the run to continue: --name NAME or --run-dir DIR');
@@ -65,7 +70,7 @@ export async function runTrain(opts: TrainOptions, how: { fromRunDir?: boolean }
       `soap-train: ${summary.status}: ${summary.steps} steps, val loss ${summary.final_val_loss?.toFixed(4) ?? '-'}, ` +
         `${summary.tokens_per_s} tok/s, ${summary.wall_clock_s.toFixed(1)}s → ${runDir}/summary.json\n`,
     );
-    return summary.status === 'interrupted' ? EXIT.interrupted : EXIT.ok;
+    return summary.status === 'interrupted' ? EXIT.interrupted : summary.status === 'time_limit' ? EXIT.resumeMe : EXIT.ok;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

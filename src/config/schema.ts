@@ -47,6 +47,16 @@ export const trainSchema = z
     log_interval: z.number().int().positive().default(10).describe('write a metrics.jsonl row and a progress line every this many steps'),
     seed: z.number().int().min(0).default(0).describe('seed of the initialisation and of the batch sampler'),
     max_bad_steps: z.number().int().positive().default(5).describe('stop after this many consecutive steps with a non-finite loss or gradient (they are skipped)'),
+    max_wall_s: z
+      .number()
+      .positive()
+      .optional()
+      .describe('stop with a checkpoint before this many seconds of wall time since the process started (exit 75: resume me); --time-limit sets it from a Slurm-style limit'),
+    stop_grace_s: z
+      .number()
+      .positive()
+      .default(20)
+      .describe('on SIGINT/SIGTERM, finish the step and checkpoint if that fits in this many seconds, else abandon the step (below Slurm\'s default KillWait of 30 s)'),
   })
   .strict()
   .superRefine((t, ctx) => {
@@ -63,6 +73,7 @@ export const trainSchema = z
 export const checkpointSchema = z
   .object({
     interval: z.number().int().min(0).default(0).describe('save a checkpoint every this many steps (and at the end); 0: only at the end'),
+    interval_s: z.number().min(0).default(0).describe('also save a checkpoint once this many seconds of wall time have passed since the last one; 0: off'),
     keep: z.number().int().min(2).default(2).describe('keep the newest this many checkpoints (at least 2, so one valid survives a crash mid-write)'),
     keep_every: z.number().int().min(0).default(0).describe('also keep every checkpoint whose step is a multiple of this; 0: none'),
   })
@@ -80,7 +91,7 @@ export const experimentSchema = z
     optimizer: optimizerSectionSchema(),
     schedule: scheduleSchema.default({ type: 'cosine', warmup_steps: 0, min_lr_ratio: 0.1 }),
     train: trainSchema,
-    checkpoint: checkpointSchema.default({ interval: 0, keep: 2, keep_every: 0 }),
+    checkpoint: checkpointSchema.default({ interval: 0, interval_s: 0, keep: 2, keep_every: 0 }),
   })
   .strict();
 

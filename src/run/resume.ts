@@ -18,8 +18,11 @@ const SAFE_FIELDS = [
   'train.eval_steps',
   'train.log_interval',
   'train.max_bad_steps',
+  'train.max_wall_s',
+  'train.stop_grace_s',
   'schedule.decay_steps',
   'checkpoint.interval',
+  'checkpoint.interval_s',
   'checkpoint.keep',
   'checkpoint.keep_every',
 ];

@@ -67,7 +67,8 @@ export function recordEval(p: RunProgress, loss: number, seconds: number): void 
 
 /** summary.json: how a run ended and what it reached. */
 export interface RunSummary {
-  status: 'completed' | 'interrupted' | 'failed';
+  /** `time_limit`: stopped with a checkpoint before `train.max_wall_s`; resume to continue. */
+  status: 'completed' | 'interrupted' | 'time_limit' | 'failed';
   steps: number;
   tokens: number;
   final_train_loss: number | null;

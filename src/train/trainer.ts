@@ -7,7 +7,7 @@
  *       loss, ‖g‖ ← trainStep(batches(seed, step))       (skipped if non-finite)
  *       every log_interval: a metrics.jsonl row, a `step` event
  *       every eval_interval: validation loss → eval.jsonl
- *       when the checkpoint manager says so, on abort and at the end: a checkpoint
+ *       when the checkpoint manager says so, on abort, at a time limit and at the end: a checkpoint
  *   summary.json
  *
  * Batches are a pure function of (seed, step) and the schedule of the step, so a checkpoint's
@@ -34,6 +34,7 @@ import { SoapTrainError } from '../errors.js';
 import { evaluate } from './evaluate.js';
 import type { RunEventHandler } from './events.js';
 import { HostWorkProgress } from './host-progress.js';
+import { StopPolicy } from './stop-policy.js';
 import { checkpointProgress, recordEval, round, startingProgress, summarize, type RunSummary } from './run-progress.js';
 import { trainStep, type StepTimes } from './step.js';
 
@@ -64,8 +65,8 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
   const checkpoints = new CheckpointManager(paths.dir, config.checkpoint, logger, resume?.meta.step ?? null);
 
   const optimizer = createOptimizer(config.optimizer);
-  const params = resume ? restoreParams(config.model, resume.tensors, resume.dir) : initParams(config.model, { seed: t.seed });
-  if (resume) restoreOptimizer(optimizer, resume.meta.optimizer.counters, resume.tensors);
+  const params = resume ? restoreParams(config.model, resume, resume.dir) : initParams(config.model, { seed: t.seed });
+  if (resume) restoreOptimizer(optimizer, resume.meta.optimizer.counters, resume);
   const progress = startingProgress(resume?.meta ?? null);
   const pool = new LinalgPool();
   const hostProgress = new HostWorkProgress(logger, report);
@@ -108,10 +109,18 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
     if (saved) report({ type: 'checkpoint', step, dir: saved.dir, bytes: saved.bytes, seconds });
   };
 
+  const stop = new StopPolicy({ signal: setup.signal, graceS: t.stop_grace_s, maxWallS: t.max_wall_s, slowestSaveS: () => checkpoints.slowestSaveS, logger });
+  let lastStepS = 0;
+
   logger.info({ event: 'start', step: progress.step, steps: t.steps, tokens_per_step: tokensPerStep, backend: setup.backend, resumed: resume !== null }, 'training');
   try {
     while (progress.step < t.steps) {
       const step = progress.step;
+      if (!stop.beginStep(lastStepS)) {
+        logger.warn({ event: 'time_limit', step, max_wall_s: t.max_wall_s }, 'no room for another step before max_wall_s: checkpointing');
+        status = 'time_limit';
+        break;
+      }
       const lr = config.optimizer.lr * schedule(step);
       const started = performance.now();
       const result = await trainStep({
@@ -124,9 +133,21 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
         microBatchSize: micro,
         seqLen: t.seq_len,
         batch: (i) => trainBatch(setup.trainData, { seed: t.seed, step, micro: i, batchSize: micro, seqLen: t.seq_len }),
-        hostWork: { pool, onProgress: hostProgress.reporter(step + 1) },
+        hostWork: { pool, signal: stop.hostSignal, onProgress: hostProgress.reporter(step + 1) },
+      }).catch((err: unknown) => {
+        if (!stop.abandoned) throw err;
+        return null;
       });
       const stepS = (performance.now() - started) / 1000;
+      if (result === null) {
+        // Abandoned in its host work: nothing of it was applied; the last finished step is checkpointed.
+        logger.warn({ event: 'step_abandoned', step: step + 1, reason: stop.abandoned, lost_s: stepS }, 'step abandoned');
+        report({ type: 'warning', message: `step ${step + 1} abandoned (${stop.abandoned === 'signal' ? 'it would not finish within train.stop_grace_s' : 'train.max_wall_s'}): ${stepS.toFixed(1)}s of work lost` });
+        status = stop.abandoned === 'signal' ? 'interrupted' : 'time_limit';
+        break;
+      }
+      stop.endStep();
+      lastStepS = stepS;
       progress.train_s += stepS;
       progress.step += 1;
       progress.tokens += tokensPerStep;
@@ -181,6 +202,7 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
     status = 'failed';
     throw err;
   } finally {
+    stop.dispose();
     summary = summarize(progress, {
       status,
       backend: setup.backend,

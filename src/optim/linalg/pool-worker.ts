@@ -5,10 +5,17 @@
 import { parentPort } from 'node:worker_threads';
 import { runHostJob, type HostJob } from './host-jobs.js';
 
+/**
+ * Test hook, never set by users: hold every job this many milliseconds, so a test can stop a run
+ * deterministically in the middle of a step's host work.
+ */
+const testDelayMs = Number(process.env.SOAP_TRAIN_TEST_JOB_DELAY_MS ?? 0);
+
 const port = parentPort;
 if (!port) throw new Error('pool-worker.ts runs only as a worker thread');
 port.on('message', ({ id, job }: { id: number; job: HostJob }) => {
   try {
+    if (testDelayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, testDelayMs);
     const result = runHostJob(job);
     port.postMessage({ id, result }, [...new Set(Object.values(result).map((a) => a.buffer as ArrayBuffer))]);
   } catch (err) {

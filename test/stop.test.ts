@@ -1,0 +1,109 @@
+/**
+ * Stopping within a bound: a stop request in the middle of a step's long host work abandons the
+ * step when it would not finish within train.stop_grace_s, checkpoints the last finished step,
+ * exits 130, and the resumed run equals an uninterrupted one. Time limits stop with a checkpoint
+ * and exit 75 (resume me); checkpoint.interval_s writes checkpoints by the clock.
+ *
+ * The long step is made deterministic with a test-only delay inside the worker's job
+ * (SOAP_TRAIN_TEST_JOB_DELAY_MS), far longer than the grace period, so "exits within the bound"
+ * means "did not wait for the job".
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
+import { parseTimeLimit } from '../src/config/time-limit.js';
+import { BIN, soapTrain, tinyExperiment } from './helpers/tiny-run.js';
+
+const SOAP = 'optimizer: {type: soap, lr: 1.0e-2, precondition_frequency: 3}';
+const JOB_DELAY_MS = 60_000;
+
+function losses(runDir: string): Array<[number, number]> {
+  return readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { step: number; loss: number })
+    .map((r) => [r.step, r.loss]);
+}
+
+function events(runDir: string): Array<Record<string, unknown>> {
+  return readFileSync(join(runDir, 'log.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+test('parseTimeLimit reads Slurm time formats', () => {
+  assert.equal(parseTimeLimit('90'), 5400);
+  assert.equal(parseTimeLimit('30:00'), 1800);
+  assert.equal(parseTimeLimit('12:00:00'), 43200);
+  assert.equal(parseTimeLimit('1-12'), 129600);
+  assert.equal(parseTimeLimit('1-12:30'), 131400);
+  assert.equal(parseTimeLimit('1-12:00:05'), 129605);
+  assert.throws(() => parseTimeLimit('soon'), /Slurm's format/);
+  assert.throws(() => parseTimeLimit('0'), /positive/);
+});
+
+test('SIGTERM during a step whose host work outlasts stop_grace_s: the step is abandoned, exit 130, resume equals a straight run', async () => {
+  const exp = tinyExperiment('checkpoint: {interval: 2, keep: 3}', SOAP);
+  const sets = ['--set', 'train.steps=6', '--set', 'train.log_interval=1', '--set', 'train.stop_grace_s=3'];
+  const straight = soapTrain(['--config', exp.config, ...sets, '--name', 'straight'], exp.dir);
+  assert.equal(straight.status, 0, straight.stderr);
+
+  // Every host job (SOAP's first bases at step 1) now takes a minute.
+  const child = spawn(process.execPath, [BIN, '--config', exp.config, ...sets, '--name', 'stopped'], {
+    cwd: exp.dir,
+    env: { ...process.env, SOAP_TRAIN_TEST_JOB_DELAY_MS: String(JOB_DELAY_MS) },
+  });
+  let stderr = '';
+  let signalledAt = 0;
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (!signalledAt && /soap-train: run /.test(stderr)) {
+      signalledAt = performance.now();
+      child.kill('SIGTERM');
+    }
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const waitedS = (performance.now() - signalledAt) / 1000;
+  assert.equal(code, 130, stderr);
+  assert.ok(waitedS < JOB_DELAY_MS / 1000, `exited after ${waitedS.toFixed(1)}s, without waiting for the ${JOB_DELAY_MS / 1000}s job`);
+  const run = join(exp.dir, 'runs', 'stopped');
+  const log = events(run);
+  assert.ok(log.some((e) => e.event === 'stop_plan' && e.grace_s === 3), 'the decision is logged');
+  assert.ok(log.some((e) => e.event === 'step_abandoned' && e.step === 1 && e.reason === 'signal'), 'the abandoned step is logged');
+  assert.match(stderr, /step 1 abandoned/);
+  const summary = JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8')) as { status: string; steps: number };
+  assert.deepEqual([summary.status, summary.steps], ['interrupted', 0]);
+  assert.ok(existsSync(join(run, 'checkpoints', 'step-0', 'meta.json')), 'the last finished state is checkpointed');
+
+  const resumed = soapTrain(['--config', exp.config, ...sets, '--name', 'stopped', '--resume'], exp.dir);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.deepEqual(losses(run), losses(join(exp.dir, 'runs', 'straight')));
+});
+
+test('time limit: a step that would run past train.max_wall_s is not finished; checkpoint, exit 75, summary time_limit', () => {
+  const exp = tinyExperiment('', SOAP);
+  const r = soapTrain(['--config', exp.config, '--time-limit', '0:15', '--name', 'limited'], exp.dir, 120_000, {
+    SOAP_TRAIN_TEST_JOB_DELAY_MS: String(JOB_DELAY_MS),
+  });
+  assert.equal(r.status, 75, r.stderr);
+  const run = join(exp.dir, 'runs', 'limited');
+  const summary = JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8')) as { status: string };
+  assert.equal(summary.status, 'time_limit');
+  assert.ok(readdirSync(join(run, 'checkpoints')).some((d) => d.startsWith('step-')), 'a checkpoint to resume from');
+  assert.equal((parseYaml(readFileSync(join(run, 'config.yaml'), 'utf8')) as { train: { max_wall_s: number } }).train.max_wall_s, 15, '--time-limit 0:15 is 15 s');
+});
+
+test('checkpoint.interval_s writes by the clock: a tiny interval checkpoints after every step', () => {
+  const exp = tinyExperiment('checkpoint: {interval: 0, interval_s: 0.000001, keep: 100}');
+  const r = soapTrain(['--config', exp.config, '--name', 'clock'], exp.dir);
+  assert.equal(r.status, 0, r.stderr);
+  const steps = readdirSync(join(exp.dir, 'runs', 'clock', 'checkpoints'))
+    .filter((d) => d.startsWith('step-'))
+    .map((d) => Number(d.slice(5)))
+    .sort((a, b) => a - b);
+  assert.deepEqual(steps, [1, 2, 3, 4, 5, 6]);
+});
