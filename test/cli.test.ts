@@ -3,7 +3,9 @@ import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from 
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { soapTrain, tinyExperiment } from './helpers/tiny-run.js';
+import { loadConfig } from '../src/config/load.js';
+import { activationBytes, formatBytes } from '../src/train/memory-plan.js';
+import { REPO, soapTrain, tinyExperiment } from './helpers/tiny-run.js';
 
 function jsonl(file: string): Array<Record<string, unknown>> {
   return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -88,4 +90,40 @@ test('--help describes every subcommand', () => {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /Usage: soap-train/);
   }
+});
+
+test('inspect --config adds the activations of a micro-batch and whether a step fits on each backend', () => {
+  const file = join(REPO, 'configs', 'tiny-soap.yaml');
+  const r = soapTrain(['inspect', '--config', file], REPO);
+  assert.equal(r.status, 0, r.stderr);
+  // The lines before stay as they were.
+  assert.match(r.stdout, /^parameters {3}853\.4k total/m);
+  assert.match(r.stdout, /^checkpoint {3}[\d.]+ MiB per step-<N>\/ folder/m);
+  // N = 16·128 rows, d 128, m 512, H 4, V 256, in floats: 4 blocks of 76·N·d + 16·N·m + 5·B·H·T² + 16·N·H
+  // = 19,922,944 + 16,777,216 + 5,242,880 + 131,072 = 42,074,112; head 12·N·d + 7·N·V + 4·N = 6,823,936;
+  // GEMM scratch V·(d + N) + N·d = 819,200; (4·42,074,112 + 6,823,936 + 819,200)·4 bytes = 703,758,336
+  const model = loadConfig(file).config.model;
+  assert.equal(activationBytes(model, 16, 128), 703_758_336);
+  assert.match(r.stdout, new RegExp(`^activations  ${formatBytes(703_758_336)} per micro-batch of 16 × 128 \\(forward \\+ backward, float32\\)$`, 'm'));
+  assert.match(r.stdout, /^step peak {4}[\d.]+ MiB in the backward phase \(weights 3\.3 MiB, gradients 3\.3 MiB, soap state [\d.]+ MiB \+ [\d.]+ MiB update temporaries\); × 1\.25 allocator margin = [\d.]+ MiB$/m);
+  assert.match(r.stdout, /^ {2}wasm {7}fits: needs [\d.]+ MiB of [\d.]+ GiB \((wasm heap, 32-bit|host RAM, below the 4 GiB wasm heap)\)$/m);
+  assert.match(r.stdout, /^ {2}cpu {8}fits: needs [\d.]+ MiB of [\d.]+ GiB \(host RAM\)$/m);
+  assert.match(r.stdout, /^ {2}tensorflow unknown \(GPU memory, unknown without --device-memory\)$/m);
+});
+
+test('inspect --device-memory gives the largest micro-batch that fits on that device', () => {
+  const r = soapTrain(['inspect', '--config', join(REPO, 'configs', '360m-soap.yaml'), '--device-memory', '80GB', '--json'], REPO);
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as { memory: { device_memory_bytes: number; backends: Record<string, { fits: boolean | null; largest_micro_batch_size: number | null }> } };
+  assert.equal(report.memory.device_memory_bytes, 80e9);
+  // 16 × 1024 per micro-batch needs ~356 GiB of activations; 1 × 1024 (~22 GiB) is the one that fits in 80 GB
+  assert.deepEqual(report.memory.backends.tensorflow, { ...report.memory.backends.tensorflow, fits: false, largest_micro_batch_size: 1 });
+  assert.equal(report.memory.backends.wasm.fits, false);
+  const text = soapTrain(['inspect', '--config', join(REPO, 'configs', '360m-soap.yaml'), '--device-memory', '80GB'], REPO);
+  assert.match(text.stdout, /^device {7}74\.51 GiB: largest micro_batch_size that fits: 1$/m);
+  assert.match(text.stdout, /^ {2}tensorflow does not fit: needs [\d.]+ GiB of 74\.51 GiB \(device memory, --device-memory\); fits with micro_batch_size ≤ 1, or with n_layers ≤ \d+$/m);
+
+  const bad = soapTrain(['inspect', '--config', join(REPO, 'configs', '360m-soap.yaml'), '--device-memory', 'lots'], REPO);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /^soap-train: error: --device-memory lots: expected a size such as 80GB/);
 });

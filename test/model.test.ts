@@ -1,11 +1,15 @@
 /**
  * The decoder on the cpu backend: shapes and parameter counts (hand-computed, and the paper's
  * 368M / 661M), causality, the loss of a fresh model, gradients against central finite
- * differences, determinism of init, and no tensor leaks across training steps.
+ * differences, the gathered target logit against the one-hot formula it replaced (cpu and
+ * wasm), determinism of init, and no tensor leaks across training steps.
  */
+import '@tensorflow/tfjs-backend-wasm';
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { tf } from '../src/tf.js';
+import { installWasmKernelOverrides } from '../src/backend/wasm-kernels.js';
+import { logSumExp } from '../src/model/layers.js';
 import {
   countParams,
   flopsPerToken,
@@ -14,6 +18,7 @@ import {
   lossTerms,
   modelSchema,
   paramShapes,
+  targetLogits,
   type ModelConfig,
 } from '../src/model/index.js';
 
@@ -191,5 +196,79 @@ describe('gradients', () => {
     }
     assert.deepEqual(counts.slice(1), [counts[0], counts[0], counts[0]]);
     tf.dispose([x, y, ...Object.values(params)]);
+  });
+});
+
+describe('the target logit by a gather', () => {
+  /**
+   * The loss as it was before the gather: the target logit as Σ_v logits[n, v]·onehot[n, v],
+   * which builds an [N, V] one-hot and an [N, V] product (and their gradients).
+   */
+  function oneHotLoss(params: Record<string, tf.Tensor>, x: tf.Tensor2D, y: tf.Tensor2D, cfg: ModelConfig): tf.Scalar {
+    return tf.tidy(() => {
+      const [B, T] = x.shape;
+      const logits = tf.reshape(forward(params, x, cfg), [B * T, cfg.vocab_size]) as tf.Tensor2D;
+      const lse = logSumExp(logits);
+      const picked = tf.sum(tf.mul(logits, tf.oneHot(tf.reshape(y, [B * T]), cfg.vocab_size)), -1);
+      const ce = tf.mean(tf.sub(lse, picked));
+      return tf.add(ce, tf.mul(tf.mean(tf.square(lse)), cfg.z_loss)) as tf.Scalar;
+    });
+  }
+
+  /** Loss and every gradient of both formulas on the current backend, as plain arrays. */
+  function bothFormulas(cfg: ModelConfig): Record<'gather' | 'oneHot', { loss: number; grads: Float32Array[] }> {
+    const params = initParams(cfg, { seed: 7, namePrefix: `gather-${tf.getBackend()}/` });
+    const x = randomTokens(3, 6, cfg.vocab_size, 11);
+    const y = randomTokens(3, 6, cfg.vocab_size, 12);
+    try {
+      const run = (f: () => tf.Scalar): { loss: number; grads: Float32Array[] } => {
+        const { value, grads } = tf.variableGrads(f, Object.values(params));
+        const out = { loss: value.dataSync()[0], grads: Object.values(params).map((v) => grads[v.name].dataSync() as Float32Array) };
+        tf.dispose([value, ...Object.values(grads)]);
+        return out;
+      };
+      return { gather: run(() => lossTerms(params, x, y, cfg).loss), oneHot: run(() => oneHotLoss(params, x, y, cfg)) };
+    } finally {
+      tf.dispose([x, y, ...Object.values(params)]);
+    }
+  }
+
+  for (const backend of ['cpu', 'wasm'] as const) {
+    it(`gives the one-hot formula's loss and gradients on ${backend}`, async () => {
+      await tf.setBackend(backend);
+      if (backend === 'wasm') installWasmKernelOverrides(); // UnsortedSegmentSum: the gather's gradient
+      try {
+        const cfg: ModelConfig = { ...tiny, init_std: 0.3, z_loss: 0.01 };
+        const { gather, oneHot } = bothFormulas(cfg);
+        // The picked logit is one logit plus exact zeros either way, so the loss is the same float;
+        // the gradients are bit-identical today too (the same two [N, V] terms, summed in either order).
+        assert.equal(gather.loss, oneHot.loss);
+        gather.grads.forEach((g, i) => {
+          const ref = oneHot.grads[i];
+          const scale = Math.max(...ref.map(Math.abs));
+          const worst = Math.max(...g.map((v, k) => Math.abs(v - ref[k])));
+          assert.ok(scale > 0 && worst <= 1e-6 * scale, `parameter ${i}: max |Δ| ${worst} against max |g| ${scale}`);
+        });
+      } finally {
+        await tf.setBackend('cpu');
+      }
+    });
+  }
+
+  it('picks logits[n, target_n], in chunks when flat indices would pass int32, with the scattered gradient', () => {
+    // logits[n, v] = 10·n + v, so the picked values are readable: 10·n + target_n.
+    const logits = tf.tensor2d(Array.from({ length: 4 * 5 }, (_, i) => 10 * Math.floor(i / 5) + (i % 5)), [4, 5]);
+    const targets = tf.tensor1d([4, 0, 2, 3], 'int32');
+    for (const maxFlatIndex of [2 ** 31 - 1, 9, 4]) {
+      // 9: two rows per chunk (flat indices 0..9), 4: one row per chunk
+      const picked = targetLogits(logits, targets, maxFlatIndex);
+      assert.deepEqual(Array.from(picked.dataSync()), [4, 10, 22, 33]);
+      const grad = tf.grad((l: tf.Tensor) => tf.sum(tf.mul(targetLogits(l as tf.Tensor2D, targets, maxFlatIndex), tf.tensor1d([1, 2, 3, 4]))))(logits);
+      const expected = new Float32Array(20);
+      [4, 0, 2, 3].forEach((t, n) => (expected[n * 5 + t] = n + 1));
+      assert.deepEqual(grad.dataSync(), expected);
+      tf.dispose([picked, grad]);
+    }
+    tf.dispose([logits, targets]);
   });
 });

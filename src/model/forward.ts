@@ -82,6 +82,38 @@ export function forward(params: Params, tokens: tf.Tensor, cfg: ModelConfig): tf
   return tf.tidy(() => tf.reshape(logits2d(params, tokens, cfg), [B, T, cfg.vocab_size]));
 }
 
+/** The largest flat index an int32 gather index can hold. */
+const MAX_FLAT_INDEX = 2 ** 31 - 1;
+
+/**
+ * The target logit of each row, picked[n] = logits[n, target_n], as a gather on the flattened
+ * logits at n·V + target_n. Its gradient scatters dy into an [N·V] zero tensor
+ * (UnsortedSegmentSum, registered for wasm by installWasmKernelOverrides): the size of the
+ * logits' gradient itself, so no [N, V] one-hot and no [N, V] product with it is built in the
+ * forward or the backward pass. The value is exactly the one-hot masked sum's (one logit plus
+ * exact zeros). Rows whose flat index would pass `maxFlatIndex` (int32) are gathered in chunks.
+ * @param logits float32 [N, V]; @param targets int32 with N elements, each in [0, V).
+ */
+export function targetLogits(logits: tf.Tensor2D, targets: tf.Tensor, maxFlatIndex = MAX_FLAT_INDEX): tf.Tensor1D {
+  const [N, V] = logits.shape;
+  const rowsPerChunk = Math.max(1, Math.floor((maxFlatIndex + 1) / V));
+  return tf.tidy(() => {
+    const flatTargets = tf.reshape(targets, [N]);
+    const pick = (rows: tf.Tensor2D, t: tf.Tensor): tf.Tensor1D => {
+      const n = rows.shape[0];
+      const flatIndex = tf.add(tf.range(0, n * V, V, 'int32'), t); // n·V + target_n
+      return tf.gather(tf.reshape(rows, [n * V]), flatIndex) as tf.Tensor1D;
+    };
+    if (N <= rowsPerChunk) return pick(logits, flatTargets);
+    const parts: tf.Tensor1D[] = [];
+    for (let start = 0; start < N; start += rowsPerChunk) {
+      const n = Math.min(rowsPerChunk, N - start);
+      parts.push(pick(tf.slice(logits, [start, 0], [n, V]), tf.slice(flatTargets, [start], [n])));
+    }
+    return tf.concat(parts) as tf.Tensor1D;
+  });
+}
+
 export interface LossTerms {
   /** ce + z_loss·mean(lse²): the scalar to differentiate. */
   loss: tf.Scalar;
@@ -91,7 +123,7 @@ export interface LossTerms {
 
 /**
  * Training loss over all B·T positions, with lse_n = logsumexp_v(logits[n, v]):
- *   ce   = mean_n (lse_n − logits[n, target_n])
+ *   ce   = mean_n (lse_n − logits[n, target_n])     (the target logit by a gather, see targetLogits)
  *   loss = ce + z · mean_n lse_n²        (z = cfg.z_loss; the PaLM/OLMo z-loss, 0 turns it off)
  * Inside `tf.variableGrads(f)`, f runs in a tidy that frees all but the returned loss: take
  * `tf.keep(terms.ce)` there to read ce afterwards (and dispose it).
@@ -103,10 +135,8 @@ export function lossTerms(params: Params, inputs: tf.Tensor, targets: tf.Tensor,
   }
   return tf.tidy(() => {
     const logits = logits2d(params, inputs, cfg); // (B·T, V)
-    const N = logits.shape[0];
     const lse = logSumExp(logits); // (B·T)
-    // The target logit as a masked sum: an exact gradient with dense ops only.
-    const picked = tf.sum(tf.mul(logits, tf.oneHot(tf.reshape(targets, [N]), cfg.vocab_size)), -1);
+    const picked = targetLogits(logits, targets); // (B·T)
     const ce = tf.mean(tf.sub(lse, picked)) as tf.Scalar;
     const loss = cfg.z_loss > 0 ? (tf.add(ce, tf.mul(tf.mean(tf.square(lse)), cfg.z_loss)) as tf.Scalar) : ce.clone();
     return { loss, ce };

@@ -16,5 +16,5 @@ export {
   EMBEDDING_PARAMS,
 } from './params.js';
 export type { ModelShape, ParamCounts, InitOptions } from './params.js';
-export { forward, lossTerms, checkParams } from './forward.js';
+export { forward, lossTerms, targetLogits, checkParams } from './forward.js';
 export type { Params, LossTerms } from './forward.js';

@@ -2,7 +2,7 @@
  * One run, start to end, as a library call: `runExperiment(loaded, {runDir, resume, signal})`.
  *
  *   open the shards (headers checked) and check the vocabulary
- *   activate the backend
+ *   activate the backend; refuse a step that cannot fit its memory (train/memory-plan.ts)
  *   create the run directory, or: compare the resumed config, lock, load the newest valid checkpoint
  *   write config.yaml + manifest.json (fresh) | drop metrics rows past the checkpoint, record the resume
  *   train → summary.json
@@ -22,6 +22,7 @@ import { openTokenDataset, type TokenDataset } from '../data/dataset.js';
 import { checkModelVocab } from '../data/vocab.js';
 import { badInput } from '../errors.js';
 import type { RunEventHandler } from '../train/events.js';
+import { checkMemoryFits, explainOutOfMemory } from '../train/memory-plan.js';
 import type { RunSummary } from '../train/run-progress.js';
 import { train } from '../train/trainer.js';
 import { writeFileAtomic } from './atomic.js';
@@ -53,6 +54,7 @@ export async function runExperiment(loaded: LoadedConfig, opts: RunOptions): Pro
   const data = openData(loaded);
   try {
     const backend = await selectBackend(loaded.config.backend);
+    const memory = checkMemoryFits(loaded.config, backend.name); // a step that cannot fit is refused before anything is written
     const warnings: string[] = [];
     const run = openRun(opts.runDir, loaded, opts.resume ?? false, (line) => warnings.push(line));
     try {
@@ -75,6 +77,8 @@ export async function runExperiment(loaded: LoadedConfig, opts: RunOptions): Pro
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       try {
         return await train({ ...data, config: loaded.config, paths: run.paths, logger, backend: backend.name, resume: run.resume, signal: opts.signal, report });
+      } catch (err) {
+        throw explainOutOfMemory(err, memory);
       } finally {
         opts.signal?.removeEventListener('abort', onAbort);
       }
