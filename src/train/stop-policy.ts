@@ -10,7 +10,8 @@
  *   step starts unless it and a checkpoint fit before the limit, and a step's host work is
  *   abandoned when it runs into the room the checkpoint needs.
  *
- * The room a checkpoint needs is 1.5× the slowest save so far plus one second.
+ * The room a checkpoint needs is 1.5× the slowest save so far (before the first: its size at a
+ * conservative write rate) plus one second.
  */
 import type { Logger } from 'pino';
 

@@ -152,6 +152,9 @@ export class LinalgPool {
   async terminate(): Promise<void> {
     const workers = this.workers;
     this.workers = [];
+    // A worker inside a LAPACK call stops only when the call returns (up to a minute at n = 4096):
+    // unref it so a process that is exiting does not wait for it.
+    for (const w of workers) w.unref();
     await Promise.all(workers.map((w) => w.terminate()));
   }
 }
