@@ -70,8 +70,9 @@ const DEVICE_QR_MIN = 64;
 /**
  * Where SOAP's refresh QR runs: on the host with LAPACK when the binding loaded (and the backend
  * is not a GPU, whose QR by matMuls is faster than a round trip), else on the device from
- * DEVICE_QR_MIN up (blocked Householder by matMuls, bench/linalg.ts: 1024² in ~0.4 s on wasm
- * against ~2 s for the TypeScript host QR), else the TypeScript host QR.
+ * DEVICE_QR_MIN up (blocked Householder by matMuls), else the TypeScript host QR. The device/host
+ * threshold needs re-measuring: the previous landing measured 1024² at 0.39 s on wasm against
+ * 2.0 s on the host, but bench/linalg.ts on a loaded machine (2026-12-02) gave 6.3 s vs 4.6 s.
  */
 export function qrPlacement(n: number): 'host' | 'device' {
   if (loadNativeLapack() && tf.getBackend() !== 'tensorflow') return 'host';
