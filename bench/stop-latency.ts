@@ -10,12 +10,14 @@
  * Every case is a child process of the CLI (`node bin/soap-train …`, the sources through tsx),
  * log_interval 1, signalled by this process at a chosen moment of a step:
  *
- *   (1) fwd+bwd   during forward+backward of an ordinary step: SIGTERM as soon as the child's
- *                 stderr line "step k-1/N" arrives (step k starts right after it). Checked
- *                 afterwards: SIGTERM − (arrival of that line) < data_ms + fwd_bwd_ms of step k.
+ *   (1) fwd+bwd   during forward+backward of an ordinary step: SIGTERM 0.2 s after the child's
+ *                 stderr line "step k-1/N" arrives (step k starts right after it; at the line
+ *                 itself the child may still be at its yield between steps, where the signal
+ *                 is handled at once: that happened once in three runs). Checked afterwards:
+ *                 SIGTERM − (arrival of that line) < data_ms + fwd_bwd_ms of step k.
  *   (2) first     during the first step's host work (SOAP's initial eigenbases, in the pool).
  *   (3) refresh   during a refresh step's host work (QR of the power step, in the pool).
- *   (4) ckpt      right after a checkpoint write: SIGTERM as soon as log.jsonl has the
+ *   (4) ckpt      right after a checkpoint write: SIGTERM 0.2 s after log.jsonl has the
  *                 `checkpoint` event (polled every 50 ms); the next step has just started.
  *   (2×)          (2), plus a second SIGTERM 1 s after the first: must exit at once with 130.
  *
@@ -60,15 +62,15 @@
  *   tiny D   fresh               (2) at step 1 without the delay (hit or not)
  *   tiny B   resume              2 steps (1, 2) after the abandoned step → exit 0
  *
- * Whether 360m's first step is abandoned depends on the machine: its eigenbases took 17–60 s in
- * the pool here depending on the load, against a step budget of 19 s; the chain adapts to the
- * checkpoint it finds. The idle trigger only counts once the target step is in flight, so the
+ * Whether 360m's first step is abandoned depends on the step budget (stop_plan.step_budget_s:
+ * grace − the checkpoint's reserve) and on the machine (its eigenbases took 17–60 s in the pool
+ * here, depending on the load); the chain adapts to the checkpoint it finds. The idle trigger only counts once the target step is in flight, so the
  * (3) process can run plain steps first.
  *
  * The machine is shared: each case runs once; loadavg is recorded. Cases that would not fit
  * --budget seconds (default 720) are skipped and reported as such.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -84,6 +86,8 @@ const IDLE_MS = 500;
 const IDLE_TICKS = 2;
 /** A signal handled this soon after SIGTERM means the child's event loop was free. */
 const HANDLED_FREE_S = 0.5;
+/** SIGTERM this long after a "step k/N" line or a `checkpoint` event: step k+1 has started. */
+const TRIGGER_DELAY_MS = 200;
 
 interface Options {
   only: 'tiny' | '360m' | null;
@@ -258,6 +262,7 @@ async function runProc(spec: ProcSpec): Promise<ProcResult> {
   const res: Pick<ProcResult, 'sent' | 'second' | 'missed' | 'idleMs'> = { sent: null, second: null, missed: null, idleMs: null };
   let exited = false;
   let lastLineStep: number | null = null;
+  let armed = false;
 
   const sendTerm = (why: string) => {
     if (res.sent || exited) return;
@@ -272,6 +277,12 @@ async function runProc(spec: ProcSpec): Promise<ProcResult> {
         console.log(`    second SIGTERM at +${r1((res.second.perf - started) / 1000)} s`);
       }, spec.secondAfterMs);
     }
+  };
+  /** SIGTERM `ms` later (once). */
+  const armTerm = (why: string, ms: number) => {
+    if (armed) return;
+    armed = true;
+    setTimeout(() => sendTerm(`${why} + ${ms} ms`), ms);
   };
   const miss = (why: string) => {
     if (res.sent || res.missed || exited) return;
@@ -289,7 +300,7 @@ async function runProc(spec: ProcSpec): Promise<ProcResult> {
       lastLineStep = step;
       if (step === 1 || step % 5 === 0) console.log(`    ${text.slice(0, 90)}`);
       const t = spec.trigger;
-      if (t?.kind === 'line' && step === t.step) sendTerm(`line "step ${step}/${m[2]}"`);
+      if (t?.kind === 'line' && step === t.step) armTerm(`line "step ${step}/${m[2]}"`, TRIGGER_DELAY_MS);
       if (t?.kind === 'idle' && step >= t.target) miss(`step ${step} ended before its host work was seen`);
       if (t?.kind === 'checkpoint' && step > t.step + 1) miss(`no checkpoint event for step ${t.step} seen`);
     } else if (/abandoned|error|warning/i.test(text)) console.log(`    ${text.slice(0, 160)}`);
@@ -336,10 +347,10 @@ async function runProc(spec: ProcSpec): Promise<ProcResult> {
         }
       }
       const t = spec.trigger;
-      if (!t || res.sent || res.missed) continue;
+      if (!t || res.sent || res.missed || armed) continue;
       const events = logEventsFrom(logFile, logOffset);
       if (t.kind === 'checkpoint') {
-        if (events.some((e) => e.event === 'checkpoint' && e.step === t.step)) sendTerm(`log.jsonl checkpoint step ${t.step}`);
+        if (events.some((e) => e.event === 'checkpoint' && e.step === t.step)) armTerm(`log.jsonl checkpoint step ${t.step}`, TRIGGER_DELAY_MS);
         continue;
       }
       if (t.kind !== 'idle') continue;
@@ -468,6 +479,8 @@ interface StopRow {
   timeline: string;
   /** Cores used by threads other than the main one between an abandon and the exit. */
   other_threads_cores_after_abandon: number | null;
+  /** Cores of the main thread and of the others while the checkpoint after the stop was written. */
+  checkpoint_cores: { main: number; other: number } | null;
   step_times: MetricsRow['time_ms'] | null;
   wall_s: number;
   loadavg: number[];
@@ -523,6 +536,7 @@ function analyzeStop(config: string, moment: Moment, chain: string, r: ProcResul
       why: null,
       timeline: '',
       other_threads_cores_after_abandon: null,
+      checkpoint_cores: null,
       step_times: null,
     };
   }
@@ -584,8 +598,8 @@ function analyzeStop(config: string, moment: Moment, chain: string, r: ProcResul
   const ckptStart = ckptEnd !== null && saveS !== null ? ckptEnd - saveS : null;
   const endAt = at(end);
   const abandonAt = at(abandoned);
-  const tl: string[] = [];
-  const mark = (x: number | null, what: string) => x !== null && tl.push(`+${x.toFixed(1)} ${what}`);
+  const tl: Array<[number, string]> = [];
+  const mark = (x: number | null, what: string) => x !== null && tl.push([x, what]);
   mark(handled, 'signal handled');
   mark(at(hostDone), `host work done (${hostDone?.total} jobs)`);
   mark(abandonAt, `step ${abandoned?.step} abandoned`);
@@ -594,14 +608,21 @@ function analyzeStop(config: string, moment: Moment, chain: string, r: ProcResul
   mark(endAt, 'end event');
   if (r.second) mark((r.second.perf - sent.perf) / 1000, '2nd SIGTERM');
   mark(exitS, `exit ${r.code ?? r.signal}`);
-  const timeline = tl.join(', ');
+  const timeline = tl
+    .sort((p, q) => p[0] - q[0])
+    .map(([x, what]) => `+${x.toFixed(1)} ${what}`)
+    .join(', ');
+  /** Cores used by the main thread and by the others between two epochs (from the CPU samples). */
+  const cores = (fromEpoch: number, toEpoch: number): { main: number; other: number } | null => {
+    const a = r.cpu.find((c) => c.epoch >= fromEpoch);
+    const b = [...r.cpu].reverse().find((c) => c.epoch <= toEpoch);
+    if (!a || !b || b.epoch - a.epoch < 1000) return null;
+    const dt = (b.epoch - a.epoch) / 1000;
+    return { main: r2((b.main - a.main) / 100 / dt), other: r2((b.total - b.main - (a.total - a.main)) / 100 / dt) };
+  };
+  const ckptCores = ckptAfter && saveS !== null ? cores(ckptAfter.time - saveS * 1000, ckptAfter.time) : null;
   // CPU of the threads other than the main one (the pool's workers) from the abandon to the exit.
-  let otherCores: number | null = null;
-  if (abandoned && r.cpu.length >= 2) {
-    const from = r.cpu.find((c) => c.epoch >= abandoned.time) ?? null;
-    const to = r.cpu[r.cpu.length - 1];
-    if (from && to.epoch - from.epoch > 1000) otherCores = r2(((to.total - to.main - (from.total - from.main)) / 100) / ((to.epoch - from.epoch) / 1000));
-  }
+  const otherCores = abandoned ? (cores(abandoned.time, sent.epoch + exitS * 1000)?.other ?? null) : null;
 
   let why: string | null = null;
   if (within === false) {
@@ -612,7 +633,7 @@ function analyzeStop(config: string, moment: Moment, chain: string, r: ProcResul
       const ck = ckptStart !== null && ckptStart < h ? `, then the regular checkpoint after it (${s(saveS)}), written before the signal could be handled` : '';
       parts.push(`the signal was handled only at +${h.toFixed(1)} s: the main thread was busy with step ${inFlight}${sync}${ck}`);
     } else if (abandoned) {
-      parts.push(`the host work was abandoned at +${(abandonAt ?? 0).toFixed(1)} s (step budget ${s(budget)} = grace − (1.5 × slowest save of this process + 1))`);
+      parts.push(`the host work was abandoned at +${(abandonAt ?? 0).toFixed(1)} s (step budget ${s(budget)}: grace − the checkpoint's reserve)`);
     } else {
       const done = at(hostDone);
       const stepEnd = ckptStart ?? endAt;
@@ -625,14 +646,15 @@ function analyzeStop(config: string, moment: Moment, chain: string, r: ProcResul
       const reserve = grace !== null && budget !== null ? grace - budget : null;
       parts.push(
         `the checkpoint took ${s(saveS)}` +
-          (reserve !== null && saveS > reserve ? ` against ${s(reserve)} reserved (${reserve <= 1.0001 ? 'this process had not saved before: the reserve counts only its own saves' : 'slower than its earlier saves'})` : '') +
-          (otherCores !== null ? `, while the abandoned jobs kept ${otherCores} cores busy in the workers` : ''),
+          (reserve !== null && saveS > reserve ? ` against ${s(reserve)} reserved` : '') +
+          (reserve !== null && reserve > grace! ? ` (the reserve alone exceeds the ${s(grace)} grace)` : '') +
+          (ckptCores ? ` (main thread ${ckptCores.main} cores, other threads ${ckptCores.other} cores meanwhile)` : ''),
       );
     } else if (saveS === null && r.code === 130 && !r.second) parts.push(`no checkpoint was needed (step ${newest ?? '?'} already saved)`);
     if (endAt !== null && exitS - endAt > 2) {
       parts.push(
         `${s(exitS - endAt)} from the end event to the exit` +
-          (abandoned ? ': the trainer awaits pool.terminate(), and a worker inside a native LAPACK call cannot stop until the call returns' : ' (process teardown)'),
+          (abandoned ? ` (process teardown, with the abandoned workers${otherCores !== null ? `, ${otherCores} cores from the abandon to the exit,` : ''} still inside LAPACK)` : ' (process teardown)'),
       );
     }
     why = parts.join('; ');
@@ -655,6 +677,7 @@ function analyzeStop(config: string, moment: Moment, chain: string, r: ProcResul
     why,
     timeline,
     other_threads_cores_after_abandon: otherCores,
+    checkpoint_cores: ckptCores,
     step_times: times,
   };
 }
@@ -683,8 +706,45 @@ function analyzeResume(config: string, chain: string, r: ProcResult, wantSteps: 
 
 // ---------------------------------------------------------------------------------------------
 
+/** The code under test (read-only git): HEAD, the tree of src/ at HEAD, and a digest of src/'s uncommitted changes. */
+interface CodeState {
+  head: string;
+  srcTree: string;
+  dirty: string;
+}
+
+function git(args: string[]): string {
+  return execFileSync('git', ['--no-optional-locks', ...args], { cwd: REPO, encoding: 'utf8', maxBuffer: 64 << 20 }).trim();
+}
+
+function codeState(): CodeState | null {
+  try {
+    const diff = git(['diff', 'HEAD', '--', 'src']);
+    let h = 0;
+    for (let i = 0; i < diff.length; i++) h = (Math.imul(h, 31) + diff.charCodeAt(i)) >>> 0;
+    return { head: git(['rev-parse', '--short', 'HEAD']), srcTree: git(['rev-parse', '--short', 'HEAD:src']), dirty: diff ? h.toString(16) : '' };
+  } catch {
+    return null;
+  }
+}
+
+/** One line on whether src/ (the code under test) changed while the bench ran. */
+function codeLine(a: CodeState | null, b: CodeState | null): string {
+  if (!a || !b) return 'code: unknown (no git)';
+  const desc = (c: CodeState) => `${c.head}${c.dirty ? ` + uncommitted src changes #${c.dirty}` : ''}`;
+  if (a.srcTree === b.srcTree && a.dirty === b.dirty) return `code: ${desc(b)} (src/ unchanged during the run${a.head !== b.head ? `; HEAD moved ${a.head} → ${b.head} outside src/` : ''})`;
+  let files = '';
+  try {
+    files = git(['diff', '--name-only', a.head, '--', 'src']).split('\n').filter(Boolean).join(', ');
+  } catch {
+    // ignore
+  }
+  return `WARNING: src/ changed during the run (${desc(a)} → ${desc(b)}${files ? `: ${files}` : ''}): processes started after the change ran the new code`;
+}
+
 async function main(): Promise<void> {
   const opts = parseArgs();
+  const codeStart = codeState();
   const t0 = performance.now();
   const loadStart = loadavg();
   const tmp = mkdtempSync(join(tmpdir(), 'soap-stop-'));
@@ -892,7 +952,14 @@ async function main(): Promise<void> {
   lines.push('moments:');
   for (const x of stops) lines.push(`  ${x.config} ${x.case} (${x.chain}): ${x.evidence}`);
   lines.push('after SIGTERM (s):');
-  for (const x of stops) if (x.timeline) lines.push(`  ${x.config} ${x.case}: ${x.timeline}${x.other_threads_cores_after_abandon !== null ? `; other threads after the abandon: ${x.other_threads_cores_after_abandon} cores` : ''}`);
+  for (const x of stops) {
+    if (!x.timeline) continue;
+    const extra = [
+      x.checkpoint_cores ? `during the checkpoint: main thread ${x.checkpoint_cores.main}, other threads ${x.checkpoint_cores.other} cores` : '',
+      x.other_threads_cores_after_abandon !== null ? `other threads from the abandon to the exit: ${x.other_threads_cores_after_abandon} cores` : '',
+    ].filter(Boolean);
+    lines.push(`  ${x.config} ${x.case}: ${x.timeline}${extra.length ? ` (${extra.join('; ')})` : ''}`);
+  }
   const slow = stops.filter((x) => x.within_grace === false);
   if (slow.length) {
     lines.push('longer than stop_grace_s:');
@@ -906,6 +973,8 @@ async function main(): Promise<void> {
   for (const n of notes) lines.push(`note: ${n}`);
   for (const k of skipped) lines.push(`skipped for the time budget: ${k}`);
   const loadEnd = loadavg();
+  const codeEnd = codeState();
+  lines.push(codeLine(codeStart, codeEnd));
   lines.push(`load average (1/5/15 min) at start ${fmtLoad(loadStart)}, at end ${fmtLoad(loadEnd)}; total ${r1(elapsed())} s`);
   console.log('\n' + lines.join('\n'));
 
@@ -916,6 +985,8 @@ async function main(): Promise<void> {
     cores: availableParallelism(),
     cpu: cpus()[0]?.model ?? null,
     options: opts,
+    code_start: codeStart,
+    code_end: codeEnd,
     loadavg_start: loadStart,
     loadavg_end: loadEnd,
     total_s: r1(elapsed()),
