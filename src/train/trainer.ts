@@ -115,7 +115,8 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
     signal: setup.signal,
     graceS: t.stop_grace_s,
     maxWallS: t.max_wall_s,
-    slowestSaveS: () => Math.max(checkpoints.slowestSaveS, firstSaveS),
+    // The estimate only until a save has been measured; then the measured slowest save.
+    slowestSaveS: () => (checkpoints.slowestSaveS > 0 ? checkpoints.slowestSaveS : firstSaveS),
     logger,
   });
   let lastStepS = 0;
