@@ -10,17 +10,8 @@ import { tf } from '../src/tf.js';
 import { installWasmKernelOverrides, wasmKernelOverridesInstalled } from '../src/backend/wasm-kernels.js';
 import { forward, initParams, lossTerms, modelSchema, type ModelConfig } from '../src/model/index.js';
 import { relErr } from './helpers/matrix.js';
+import { values } from '../src/backend/wasm-self-check.js';
 
-/** Deterministic uniform(-1, 1) values. */
-function values(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 
 /** Runs fn on a backend and returns its result as plain arrays (so nothing crosses backends). */

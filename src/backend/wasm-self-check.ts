@@ -44,8 +44,8 @@ class CheckFailure extends Error {}
 /** The case being run, for the failure message when a kernel throws. */
 let currentCase = '';
 
-/** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
+/** Deterministic values in [-1, 1) (an LCG; also the wasm tests' inputs). */
+export function values(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
