@@ -7,6 +7,9 @@ import { packageVersion } from '../run/manifest.js';
 import { inspectCommand } from './inspect.js';
 import { optimizersCommand } from './optimizers.js';
 import { prepareCommand } from './prepare.js';
+import { compareCommand } from './compare.js';
+import { reportCommand } from './report.js';
+import { sweepCommand } from './sweep.js';
 import { EXIT, reportError } from './errors.js';
 import { addTrainOptions, resumeCommand, runTrain, trainCommand, type TrainOptions } from './train.js';
 
@@ -20,7 +23,7 @@ export function buildProgram(): Command {
   addTrainOptions(program, false).action(async (opts: TrainOptions) => {
     process.exitCode = await runTrain(opts);
   });
-  for (const cmd of [trainCommand(), resumeCommand(), inspectCommand(), optimizersCommand(), prepareCommand()]) {
+  for (const cmd of [trainCommand(), resumeCommand(), inspectCommand(), optimizersCommand(), prepareCommand(), reportCommand(), compareCommand(), sweepCommand()]) {
     program.addCommand(cmd.exitOverride());
   }
   // Options of the root's train action are mandatory only when no subcommand is named.
