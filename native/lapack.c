@@ -10,6 +10,10 @@
  *                                    `vectors` may be `a` itself (in place, no copy).
  *   qr(a, rows, cols, q)             ?gelqf+?orglq on Aᵀ (= ?geqrf+?orgqr on A). q (rows×cols)
  *                                    ← thin orthonormal Q, LAPACK signs. `q` may be `a`.
+ *   qrFull(a, rows, cols, q)         the full rows×rows orthogonal Q of the same QR: first cols
+ *                                    columns as qr's, then a basis of range(A)⊥. a: rows×cols;
+ *                                    q: rows×rows (must not be a).
+ *   gemm(a, b, c, m, n, k, tA, tB)   ?gemm: c (m×n) ← op(a)·op(b), op = transpose when tA/tB.
  *   setNumThreads(k) → boolean       openblas_set_num_threads (process-wide); false when the
  *                                    LAPACK in use is not OpenBLAS (nothing to set).
  *   getNumThreads() → number         openblas_get_num_threads, or 1 when not OpenBLAS.
@@ -36,7 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ABI_VERSION 1
+#define ABI_VERSION 2
 /* ?syevd's workspace 1 + 6n + 2n² must fit a 32-bit LAPACK integer. */
 #define MAX_ORDER 32000
 #define TILE 64
@@ -54,6 +58,13 @@ void dorglq_(const int *m, const int *n, const int *k, double *a, const int *lda
              double *work, const int *lwork, int *info);
 void sorglq_(const int *m, const int *n, const int *k, float *a, const int *lda, const float *tau,
              float *work, const int *lwork, int *info);
+
+void dgemm_(const char *transa, const char *transb, const int *m, const int *n, const int *k,
+            const double *alpha, const double *a, const int *lda, const double *b, const int *ldb,
+            const double *beta, double *c, const int *ldc, size_t, size_t);
+void sgemm_(const char *transa, const char *transb, const int *m, const int *n, const int *k,
+            const float *alpha, const float *a, const int *lda, const float *b, const int *ldb,
+            const float *beta, float *c, const int *ldc, size_t, size_t);
 
 #ifndef SOAP_NO_OPENBLAS
 void openblas_set_num_threads(int num_threads);
@@ -227,6 +238,67 @@ static napi_value Qr(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* qrFull(a, rows, cols, q) */
+static napi_value QrFull(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return fail_type(env, "lapack.qrFull(a, rows, cols, q): expected 4 arguments");
+  View a, q;
+  int rows, cols;
+  if (!get_view(env, argv[0], "a", &a) || !get_size(env, argv[1], "rows", MAX_ORDER, &rows) ||
+      !get_size(env, argv[2], "cols", MAX_ORDER, &cols) || !get_view(env, argv[3], "q", &q))
+    return NULL;
+  if (a.type != q.type) return fail_type(env, "lapack.qrFull: a and q must both be Float32Array or both Float64Array");
+  if (rows < cols) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "qrFull: needs rows ≥ columns, got %d×%d", rows, cols);
+    return fail(env, msg);
+  }
+  size_t count = (size_t)rows * (size_t)cols, full = (size_t)rows * (size_t)rows;
+  if (a.length != count || q.length != full) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "qrFull: expected %zu entries in a and %zu in q, got %zu and %zu", count, full, a.length, q.length);
+    return fail(env, msg);
+  }
+  {
+    const char *ap = a.data, *qp = q.data;
+    size_t ab = count * elem_size(a.type), qb = full * elem_size(q.type);
+    if (count > 0 && ap < qp + qb && qp < ap + ab) return fail(env, "lapack.qrFull: q overlaps a");
+  }
+  memcpy(q.data, a.data, count * elem_size(a.type));
+  const char *err = a.type == napi_float64_array ? dqr_full_kernel(q.data, rows, cols) : sqr_full_kernel(q.data, rows, cols);
+  if (err) return fail(env, err);
+  return undefined(env);
+}
+
+/* gemm(a, b, c, m, n, k, transA, transB) */
+static napi_value Gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 8) return fail_type(env, "lapack.gemm(a, b, c, m, n, k, transA, transB): expected 8 arguments");
+  View a, b, c;
+  int m, n, k;
+  bool ta = false, tb = false;
+  if (!get_view(env, argv[0], "a", &a) || !get_view(env, argv[1], "b", &b) || !get_view(env, argv[2], "c", &c) ||
+      !get_size(env, argv[3], "m", INT_MAX, &m) || !get_size(env, argv[4], "n", INT_MAX, &n) ||
+      !get_size(env, argv[5], "k", INT_MAX, &k))
+    return NULL;
+  CHECK(napi_get_value_bool(env, argv[6], &ta));
+  CHECK(napi_get_value_bool(env, argv[7], &tb));
+  if (a.type != b.type || a.type != c.type) return fail_type(env, "lapack.gemm: a, b and c must all be Float32Array or all Float64Array");
+  if (a.length != (size_t)m * (size_t)k || b.length != (size_t)k * (size_t)n || c.length != (size_t)m * (size_t)n) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "gemm: expected %zu, %zu and %zu entries in a, b and c, got %zu, %zu, %zu",
+             (size_t)m * k, (size_t)k * n, (size_t)m * n, a.length, b.length, c.length);
+    return fail(env, msg);
+  }
+  if (a.type == napi_float64_array) dgemm_kernel(a.data, b.data, c.data, m, n, k, ta, tb);
+  else sgemm_kernel(a.data, b.data, c.data, m, n, k, ta, tb);
+  return undefined(env);
+}
+
 static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -269,6 +341,8 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"eigh", NULL, Eigh, NULL, NULL, NULL, napi_enumerable, NULL},
       {"qr", NULL, Qr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"qrFull", NULL, QrFull, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"gemm", NULL, Gemm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setNumThreads", NULL, SetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getNumThreads", NULL, GetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"config", NULL, NULL, NULL, NULL, config_str, napi_enumerable, NULL},

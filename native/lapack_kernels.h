@@ -108,3 +108,71 @@ static const char *P(qr_kernel)(REAL *q, int rows, int cols) {
   if (info != 0) return "qr: LAPACK ?gelqf/?orglq rejected an argument (internal error)";
   return NULL;
 }
+
+/*
+ * Full orthogonal Q (rows×rows) of the Householder QR of a row-major rows×cols A (rows ≥ cols):
+ * its first `cols` columns are `qr_kernel`'s thin Q (same reflectors, same signs), the others an
+ * orthonormal basis of range(A)⊥. On entry buf[0 .. rows·cols) holds A packed (row stride cols);
+ * buf has room for rows·rows. ?gelqf runs on the packed Aᵀ (lda = cols); its reflector rows are
+ * then spread to lda = rows and ?orglq forms all `rows` rows of Q₁ from the `cols` reflectors
+ * (it sets the extra rows to the identity's before applying them). Read row-major, the
+ * column-major Q₁ is Q₁ᵀ = [Q_thin | Q_⊥]. Costs ≈ 2·rows·cols² + 4·rows²·cols flops, against
+ * 8/3·rows³ for a square QR of the zero-padded [A | 0].
+ */
+static const char *P(qr_full_kernel)(REAL *buf, int rows, int cols) {
+  if (rows == 0) return NULL;
+  if (!P(all_finite)(buf, (size_t)rows * (size_t)cols)) return "qr: matrix has non-finite entries";
+  int info = 0;
+  int query = -1;
+  REAL size1 = 0, size2 = 0;
+  int kk = cols;
+  if (cols > 0) {
+    P(gelqf_)(&cols, &rows, buf, &cols, NULL, &size1, &query, &info);
+    if (info != 0) return "qr: LAPACK ?gelqf workspace query failed";
+  }
+  P(orglq_)(&rows, &rows, &kk, buf, &rows, NULL, &size2, &query, &info);
+  if (info != 0) return "qr: LAPACK ?orglq workspace query failed";
+  double want = (double)(size1 > size2 ? size1 : size2);
+  int lwork = (int)ceil(want * (1.0 + 1e-6)) + 1;
+  if (lwork < rows) lwork = rows;
+  REAL *tau = malloc(sizeof(REAL) * (size_t)(cols > 0 ? cols : 1));
+  REAL *work = malloc(sizeof(REAL) * (size_t)lwork);
+  if (!tau || !work) {
+    free(tau);
+    free(work);
+    return "qr: out of memory for the LAPACK workspace";
+  }
+  if (cols > 0) P(gelqf_)(&cols, &rows, buf, &cols, tau, work, &lwork, &info);
+  if (info == 0) {
+    /* Column j of the col-major cols×rows array moves from j·cols to j·rows; rows ≥ cols, so
+     * going from the last column down never overwrites one not yet moved. */
+    for (size_t j = (size_t)rows; j-- > 0;) {
+      memmove(buf + j * (size_t)rows, buf + j * (size_t)cols, sizeof(REAL) * (size_t)cols);
+    }
+    P(orglq_)(&rows, &rows, &kk, buf, &rows, tau, work, &lwork, &info);
+  }
+  free(tau);
+  free(work);
+  if (info != 0) return "qr: LAPACK ?gelqf/?orglq rejected an argument (internal error)";
+  return NULL;
+}
+
+/*
+ * C (m×n) = op(A)·op(B), row-major, op(X) = X or Xᵀ; A is m×k (k×m when transposed), B k×n
+ * (n×k when transposed). Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, so
+ * ?gemm is called with the operands swapped and no data moved.
+ */
+static void P(gemm_kernel)(const REAL *a, const REAL *b, REAL *c, int m, int n, int k, int trans_a, int trans_b) {
+  const REAL one = 1, zero = 0;
+  int lda = trans_a ? m : k;
+  int ldb = trans_b ? k : n;
+  int ldc = n > 0 ? n : 1;
+  if (lda < 1) lda = 1;
+  if (ldb < 1) ldb = 1;
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    memset(c, 0, sizeof(REAL) * (size_t)m * (size_t)n);
+    return;
+  }
+  P(gemm_)(trans_b ? "T" : "N", trans_a ? "T" : "N", &n, &m, &k, &one, b, &ldb, a, &lda, &zero, c, &ldc, 1, 1);
+}

@@ -310,6 +310,16 @@ test(
     checkSide(t, g, 64, 256, 'right', { scale: SCALE, smallEigh }, { rank: 64, method: 'low-rank' });
     checkSide(t, g, 64, 256, 'right', { scale: SCALE, smallEigh, qr }, { rank: 64, method: 'low-rank' });
     checkSide(t, g, 64, 256, 'left', { scale: SCALE, smallEigh, qr }, { rank: 64, method: 'direct' });
+    // The kernels the pool injects with LAPACK: ?gemm for the products, the unpadded full QR.
+    const kernels = {
+      gemm: (a: Float64Array, b: Float64Array, m: number, n: number, k: number, ta: boolean, tb: boolean) => lapack.gemm(a, b, m, n, k, ta, tb),
+      qrFull: (u: Float64Array, n: number, r: number) => lapack.qrFull(u, n, r),
+    };
+    checkSide(t, g, 64, 256, 'right', { scale: SCALE, smallEigh, kernels }, { rank: 64, method: 'low-rank' });
+    checkSide(t, g, 64, 256, 'left', { scale: SCALE, smallEigh, kernels }, { rank: 64, method: 'direct' });
+    // A rank-deficient G (rank 9 < 64): the completion covers the whole null space.
+    const deficient = matmul(randomMatrix(64, 9, 82), randomMatrix(9, 256, 83), 64, 9, 256);
+    checkSide(t, deficient, 64, 256, 'right', { scale: SCALE, smallEigh, kernels }, { rank: 9, method: 'low-rank' });
   },
 );
 

@@ -190,6 +190,55 @@ test('native qr, float32: orthonormal, QᵀA upper-triangular, in place; rank-de
   assert.throws(() => lapack!.qr(Float64Array.from([1, Number.POSITIVE_INFINITY]), 2, 1), /non-finite/);
 });
 
+test('native qrFull: first columns are qr\'s Q, the rest an orthonormal basis of range(A)⊥, float64 and float32', { skip }, () => {
+  for (const [m, n] of [[1, 0], [1, 1], [5, 2], [64, 64], [200, 50], [130, 7]]) {
+    const a = randomMatrix(m, n, 9000 + m * 7 + n);
+    const full = lapack!.qrFull(a, m, n);
+    assert.ok(full instanceof Float64Array && full.length === m * m);
+    assert.ok(orthogonalityError(full, m, m) < 1e-14 * Math.max(m, 10), `${m}×${n}: ‖QᵀQ − I‖ = ${orthogonalityError(full, m, m)}`);
+    const thin = householderQ(a, m, n);
+    let dev = 0;
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) dev = Math.max(dev, Math.abs(full[i * m + j] - thin[i * n + j]));
+    assert.ok(dev < 1e-10, `${m}×${n}: first columns differ from householderQ by ${dev}`);
+    // Columns n… are orthogonal to every column of A (independent check: plain dot products).
+    let cross = 0;
+    for (let c = n; c < m; c++) {
+      for (let j = 0; j < n; j++) {
+        let dot = 0;
+        let norm = 0;
+        for (let i = 0; i < m; i++) {
+          dot += full[i * m + c] * a[i * n + j];
+          norm += a[i * n + j] ** 2;
+        }
+        cross = Math.max(cross, Math.abs(dot) / Math.sqrt(norm));
+      }
+    }
+    assert.ok(cross < 1e-13 * Math.max(m, 10), `${m}×${n}: complement not ⟂ A: ${cross}`);
+    const full32 = lapack!.qrFull(Float32Array.from(a), m, n);
+    assert.ok(full32 instanceof Float32Array && orthogonalityError(full32, m, m) < 1e-6 * Math.max(m, 10));
+  }
+  assert.throws(() => lapack!.qrFull(new Float64Array(6), 2, 3), /rows ≥ columns/);
+  assert.throws(() => lapack!.qrFull(new Float64Array(5), 3, 2), /expected 6 entries/);
+  assert.throws(() => lapack!.qrFull(Float64Array.from([1, Number.NaN]), 2, 1), /non-finite/);
+});
+
+test('native gemm: op(A)·op(B) against the naive product, all four transpose cases, both precisions', { skip }, () => {
+  const [m, n, k] = [37, 23, 51];
+  const a = randomMatrix(m, k, 9100);
+  const b = randomMatrix(k, n, 9101);
+  const want = matmul(a, b, m, k, n);
+  const at = transpose(a, m, k);
+  const bt = transpose(b, k, n);
+  for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    const got = lapack!.gemm(ta ? at : a, tb ? bt : b, m, n, k, ta, tb);
+    assert.ok(maxDiff(got, want) < 1e-12, `trans ${ta}/${tb}: ${maxDiff(got, want)}`);
+    const got32 = lapack!.gemm(Float32Array.from(ta ? at : a), Float32Array.from(tb ? bt : b), m, n, k, ta, tb);
+    assert.ok(got32 instanceof Float32Array && maxDiff(got32, want) < 1e-4);
+  }
+  assert.deepEqual([...lapack!.gemm(new Float64Array(0), new Float64Array(0), 2, 2, 0)], [0, 0, 0, 0]);
+  assert.throws(() => lapack!.gemm(new Float64Array(5), b, m, n, k), /expected/);
+});
+
 test('native thread control: setNumThreads/getNumThreads', { skip }, () => {
   const before = lapack!.getNumThreads();
   try {

@@ -12,7 +12,7 @@
  * Householder), as `qrPlacement` decides.
  */
 import { tf } from '../tf.js';
-import { linalgMethod, qrPlacement } from './linalg/host-jobs.js';
+import { gramEighRates, qrPlacement } from './linalg/host-jobs.js';
 import { prefersLowRank } from './linalg/low-rank.js';
 import { deviceHouseholderQ } from './linalg/qr-device.js';
 import { hostToTensor, permuteAxis, type AxisMatrix } from './tensor-modes.js';
@@ -21,17 +21,24 @@ import type { MatrixRequest, PlannedWork } from './types.js';
 type Tensor = tf.Tensor;
 
 /**
+ * Below this order SOAP keeps the full eigh of each statistic: it costs well under a second with
+ * either eigensolver, and the small cases pinned by the reference replay fixtures keep the
+ * eigensolver's own basis of the null space (any completion is valid, but only that one replays).
+ */
+export const LOW_RANK_MIN_ORDER = 512;
+
+/**
  * The host requests for the first bases: one `gram_eigh` on G where it pays, else an `eigh` per
- * statistic. It pays only with the TypeScript eigh (bench/low-rank.ts, G of 1024×4096: 30 s
- * against ~10 min for the 4096² eigh); with LAPACK the full eigh of the device's statistic
- * (≈10 s) beats the low-rank path, whose basis completion then dominates (≈25 s).
+ * statistic. It pays for a larger side from 512 up with either implementation (low-rank.ts's
+ * cost model at the active one's rates): G of 1024×4096 with LAPACK, ≈ 3 s against ≈ 20 s for
+ * the full 4096² eigh; with the TypeScript eigh, 30 s against ≈ 10 min.
  */
 export function firstBasisRequests(g: Tensor, stats: Array<Tensor | null>): Record<string, MatrixRequest> {
-  if (g.rank === 2 && stats.some((s) => s) && linalgMethod() === 'typescript') {
+  if (g.rank === 2 && stats.some((s) => s)) {
     const [rows, cols] = g.shape;
     const big = rows >= cols ? 'left' : 'right';
     const bigPreconditioned = big === 'left' ? stats[0] !== null : stats[1] !== null;
-    if (bigPreconditioned && prefersLowRank(rows, cols, big)) {
+    if (bigPreconditioned && Math.max(rows, cols) >= LOW_RANK_MIN_ORDER && prefersLowRank(rows, cols, big, gramEighRates())) {
       return { gram: { op: 'gram_eigh', input: g, left: stats[0] !== null, right: stats[1] !== null } };
     }
   }

@@ -31,6 +31,7 @@ import { checkpointBytes, type LoadedCheckpoint } from '../checkpoint/checkpoint
 import { CheckpointManager } from '../checkpoint/manager.js';
 import { restoreOptimizer, restoreParams } from '../checkpoint/state.js';
 import { SoapTrainError } from '../errors.js';
+import { RunBoard } from '../tensorboard/run-board.js';
 import { evaluate } from './evaluate.js';
 import type { RunEventHandler } from './events.js';
 import { HostWorkProgress } from './host-progress.js';
@@ -62,6 +63,15 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
   const schedule = buildSchedule(config.schedule, t.steps);
   const metrics = new JsonlWriter(paths.metrics);
   const evals = new JsonlWriter(paths.eval);
+  // A new events file per session; its START at the first step trained makes TensorBoard drop an
+  // earlier file's points past the checkpoint. Never throws: an I/O error warns once, then it is off.
+  const board = new RunBoard(paths.dir, {
+    firstStep: (resume?.meta.step ?? 0) + 1,
+    warn: (message) => {
+      logger.warn({ event: 'tensorboard_off' }, message);
+      report({ type: 'warning', message });
+    },
+  });
   const checkpoints = new CheckpointManager(paths.dir, config.checkpoint, logger, resume?.meta.step ?? null);
 
   const optimizer = createOptimizer(config.optimizer);
@@ -88,11 +98,13 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
     evals.append({ step: progress.step, tokens: progress.tokens, val_loss: loss, wall_s: round(progress.train_s, 4), eval_s: round(seconds, 4) });
     logger.info({ event: 'eval', step: progress.step, val_loss: loss, eval_s: seconds }, 'evaluation');
     report({ type: 'eval', step: progress.step, valLoss: loss, seconds });
+    board.evaluation(progress.step, loss);
   };
 
   /** Checkpoints the state after `progress.step` steps (the manager skips a step already saved). */
   const checkpoint = async (): Promise<void> => {
     const { step } = progress;
+    board.flush();
     const { saved, seconds } = await checkpoints.save({
       step,
       tokensSeen: progress.tokens,
@@ -181,7 +193,7 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
 
       if (progress.step % t.log_interval === 0 || progress.step === t.steps) {
         const tokensPerS = (interval.steps * tokensPerStep) / interval.seconds;
-        metrics.append({
+        const row = {
           step: progress.step,
           tokens: progress.tokens,
           loss: result.ce,
@@ -192,7 +204,9 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
           tokens_per_s: round(tokensPerS, 1),
           time_ms: roundTimes(result.times),
           interval: { steps: interval.steps, ...roundTimes(interval) },
-        });
+        };
+        metrics.append(row);
+        board.metricsRow(row);
         report({ type: 'step', step: progress.step, steps: t.steps, loss: result.ce, lr, gradNorm: result.gradNorm, tokensPerS, wallS: progress.train_s });
         interval = emptyInterval();
       }
@@ -212,6 +226,7 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
     throw err;
   } finally {
     stop.dispose();
+    board.close();
     summary = summarize(progress, {
       status,
       backend: setup.backend,

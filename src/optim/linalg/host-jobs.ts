@@ -14,7 +14,7 @@ import { tf } from '../../tf.js';
 import type { MatrixRequest } from '../types.js';
 import { eigh as tsEigh, type EighResult } from './eigh.js';
 import { householderQ } from './householder.js';
-import { eighOfGram, eighOfGramPair } from './low-rank.js';
+import { eighOfGram, eighOfGramPair, type CostRates, type DenseKernels, type GramEighOptions } from './low-rank.js';
 import { symmetrize } from './matrix.js';
 import { rootScales } from './roots.js';
 import { loadNativeLapack, type NativeLapack } from './native.js';
@@ -64,6 +64,20 @@ export function linalgMethod(): LinalgMethod {
   return loadNativeLapack() ? 'native' : 'typescript';
 }
 
+/**
+ * Throughputs of the native path for low-rank.ts's cost model (flop/s in that model's flop
+ * counts; one OpenBLAS thread, this machine, float64): ?syevd 4096² ≈ 20 s for its 17/3·n³
+ * "eigh flops", ?gemm ≈ 50 GFlop/s, `qrFull` of 4096×1024 ≈ 1.5–2.6 s. With them the low-rank
+ * path wins for every larger side from LOW_RANK_MIN_ORDER up (4096 next to 1024: ≈ 3 s against
+ * ≈ 20 s for the full eigh).
+ */
+const NATIVE_RATES: Readonly<CostRates> = { eigh: 20e9, gemm: 50e9, qrFull: 30e9 };
+
+/** The rates of this process's implementation, for deciding where the low-rank path pays. */
+export function gramEighRates(): Partial<CostRates> {
+  return linalgMethod() === 'native' ? NATIVE_RATES : {};
+}
+
 /** Below this size the host QR (TypeScript, float64) beats the device's blocked one (op overhead). */
 const DEVICE_QR_MIN = 64;
 
@@ -110,7 +124,10 @@ export function runHostJob(job: HostJob): HostResult {
       return { values, vectors };
     }
     case 'gram_eigh': {
-      const options = { smallEigh: (a: Float64Array, n: number) => eighWith(lapack, a, n) };
+      const kernels: DenseKernels | undefined = lapack
+        ? { gemm: (a, b, m, n, k, ta, tb) => lapack.gemm(a, b, m, n, k, ta, tb), qrFull: (u, n, r) => lapack.qrFull(u, n, r) }
+        : undefined;
+      const options: GramEighOptions = { smallEigh: (a, n) => eighWith(lapack, a, n), kernels, rates: gramEighRates() };
       if (job.left && job.right) {
         const { left, right } = eighOfGramPair(job.g, job.rows, job.cols, options);
         return { left: left.vectors, right: right.vectors };
@@ -138,7 +155,8 @@ export function hostJobFlops(job: HostJob): number {
     case 'gram_eigh': {
       const k = Math.min(job.rows, job.cols);
       const big = Math.max(job.rows, job.cols);
-      return 9 * k ** 3 + 4 * big * k * k + (job.left && job.right ? (4 / 3) * big ** 3 : 0);
+      // The small side's eigh and products, plus the larger side's completion (≈ 4·n²·k).
+      return 9 * k ** 3 + 4 * big * k * k + (job.left && job.right ? 4 * big * big * k : 0);
     }
   }
 }

@@ -49,6 +49,17 @@ export type SymmetricEigensolver = (a: Float64Array, n: number) => EighResult;
  */
 export type ThinQr = (a: Float64Array, rows: number, cols: number) => Float64Array;
 
+/** op(A)·op(B) (m×n) for row-major A (m×k, k×m when transA) and B (k×n, n×k when transB). */
+export type Gemm = (a: Float64Array, b: Float64Array, m: number, n: number, k: number, transA: boolean, transB: boolean) => Float64Array;
+
+/** The full n×n Q of the Householder QR of the row-major n×r U (first r columns: the thin Q). */
+export type FullQr = (u: Float64Array, n: number, r: number) => Float64Array;
+
+export interface DenseKernels {
+  gemm?: Gemm;
+  qrFull?: FullQr;
+}
+
 export type GramEighMethod = 'direct' | 'low-rank';
 
 export interface GramEighOptions {
@@ -62,6 +73,12 @@ export interface GramEighOptions {
    * columns). An injected QR pays for the padding (≈ 8/3·n³ flops in LAPACK), see `CostRates`.
    */
   qr?: ThinQr;
+  /**
+   * Faster kernels for the dense work (LAPACK/BLAS through native.ts): `gemm` for the Gram
+   * products and U = X·V, `qrFull` for the completion (the full n×n Q of U's Householder QR,
+   * ≈ 2nr² + 4n²r flops, no padding). Each falls back to this file's TypeScript kernel when absent.
+   */
+  kernels?: DenseKernels;
   /**
    * 'direct': form the requested n×n Gram matrix and eigensolve it. 'low-rank': the path above
    * (valid for any shape). 'auto' (default): low-rank exactly when `gramEighCost` says it takes
@@ -118,6 +135,8 @@ export interface CostRates {
   gemm: number;
   /** An injected `qr`, run on the zero-padded n×n [U | 0]; unset: the built-in completion. */
   qr?: number;
+  /** An injected `kernels.qrFull` (no padding); takes precedence over `qr`. */
+  qrFull?: number;
 }
 
 export const DEFAULT_COST_RATES: Readonly<CostRates> = { eigh: 0.6e9, gemm: 1.5e9 };
@@ -163,8 +182,12 @@ export function gramEighCost(
   const lowGemm = k * k * n + 2 * n * k * r;
   const lowEigh = eighFlops(k);
   const completion =
-    rates.qr !== undefined ? (8 / 3) * n ** 3 : 5 * n * r * r + 2 * n * n * r - (1 / 3) * r ** 3;
-  const completionRate = rates.qr ?? rates.gemm;
+    rates.qrFull !== undefined
+      ? 2 * n * r * r + 4 * n * n * r
+      : rates.qr !== undefined
+        ? (8 / 3) * n ** 3
+        : 5 * n * r * r + 2 * n * n * r - (1 / 3) * r ** 3;
+  const completionRate = rates.qrFull ?? rates.qr ?? rates.gemm;
   return {
     direct: { gemm: directGemm, eigh: directEigh, completion: 0, seconds: directGemm / rates.gemm + directEigh / rates.eigh },
     lowRank: {
@@ -243,14 +266,18 @@ export function gramMatrix(g: ArrayLike<number>, rows: number, cols: number, sid
  * A full n×n orthogonal Q whose first r columns span the columns of the n×r `u` (row-major),
  * with Q[:, j]·uⱼ ≥ 0, and whose other columns span their orthogonal complement: the Q of a
  * Householder QR of u with all n columns formed. For nearly orthonormal u, Q[:, :r] is u
- * re-orthonormalised (column j mixing in only columns ≤ j). `qr`, when given, is called on the
- * zero-padded n×n [u | 0] (see `ThinQr`); the default runs r reflectors in TypeScript.
+ * re-orthonormalised (column j mixing in only columns ≤ j). `qrFull`, when given, computes it
+ * directly; else `qr`, when given, is called on the zero-padded n×n [u | 0] (see `ThinQr`); the
+ * default runs r reflectors in TypeScript.
  */
-export function completeBasis(u: Float64Array, n: number, r: number, qr?: ThinQr): Float64Array {
+export function completeBasis(u: Float64Array, n: number, r: number, qr?: ThinQr, qrFull?: FullQr): Float64Array {
   if (u.length !== n * r) throw new Error(`completeBasis: expected ${n * r} entries, got ${u.length}`);
   if (r > n) throw new Error(`completeBasis: needs r ≤ n, got ${r} > ${n}`);
   let q: Float64Array;
-  if (qr) {
+  if (qrFull) {
+    q = qrFull(u, n, r);
+    if (q.length !== n * n) throw new Error(`completeBasis: qrFull returned ${q.length} entries, expected ${n * n}`);
+  } else if (qr) {
     const padded = new Float64Array(n * n);
     for (let i = 0; i < n; i++) padded.set(u.subarray(i * r, i * r + r), i * n);
     q = qr(padded, n, n);
@@ -324,15 +351,17 @@ function solveSide(ctx: Prepared, side: GramSide, options: GramEighOptions, smal
   const tol = options.rankTolerance ?? defaultRankTolerance(ctx.rows, ctx.cols);
   const { x, xt, n, k } = sideMatrices(ctx, side);
   const method = chooseMethod(ctx.rows, ctx.cols, side, options);
+  const gemm = options.kernels?.gemm;
+  const gramOf = (m: Float64Array, rowsOf: number, inner: number): Float64Array => (gemm ? symmetricPart(gemm(m, m, rowsOf, rowsOf, inner, false, true), rowsOf) : syrk(m, rowsOf, inner));
   if (method === 'direct') {
-    const a = syrk(x, n, k);
+    const a = gramOf(x, n, k);
     for (let i = 0; i < a.length; i++) a[i] *= ctx.scale;
     const { values, vectors } = smallEigh(a, n);
     return { values, vectors, rank: rankOf(values, tol), method };
   }
   let small = smallDone;
   if (!small) {
-    const s = syrk(xt, k, n);
+    const s = gramOf(xt, k, n);
     for (let i = 0; i < s.length; i++) s[i] *= ctx.scale;
     small = smallEigh(s, k);
   }
@@ -343,8 +372,8 @@ function solveSide(ctx: Prepared, side: GramSide, options: GramEighOptions, smal
     const inv = 1 / Math.sqrt(small.values[j] / ctx.scale);
     for (let p = 0; p < k; p++) w[j * k + p] = small.vectors[p * k + j] * inv;
   }
-  const u = mulNT(x, w, n, r, k);
-  const vectors = completeBasis(u, n, r, options.qr);
+  const u = gemm ? gemm(x, w, n, r, k, false, true) : mulNT(x, w, n, r, k);
+  const vectors = completeBasis(u, n, r, options.qr, options.kernels?.qrFull);
   const values = new Float64Array(n);
   for (let j = 0; j < r; j++) values[j] = small.values[j];
   return { values, vectors, rank: r, method };
@@ -455,6 +484,12 @@ function syrk(x: Float64Array, n: number, k: number): Float64Array {
 function mulNT(a: Float64Array, b: Float64Array, m: number, n: number, k: number): Float64Array {
   const c = new Float64Array(m * n);
   gemmNT(m, n, k, a, 0, k, b, 0, k, c, 0, n, 1, false);
+  return c;
+}
+
+/** c made exactly symmetric from its lower triangle (a BLAS product is symmetric only to rounding). */
+function symmetricPart(c: Float64Array, n: number): Float64Array {
+  mirrorLower(c, n);
   return c;
 }
 

@@ -1,6 +1,7 @@
 /**
  * Optional native LAPACK (OpenBLAS) for the host-side linear algebra: symmetric
- * eigendecomposition (?syevd) and the Q factor of a Householder QR, in float32 or float64.
+ * eigendecomposition (?syevd), the Q factor of a Householder QR (thin, or completed to a full
+ * orthogonal matrix) and the matrix product (?gemm), in float32 or float64.
  *
  * The binding is native/build/lapack.node, built by `npm run native` (scripts/build-native.mjs,
  * part of `prepare`) where a C compiler and libopenblas-dev exist. Everything here degrades to
@@ -48,6 +49,16 @@ export interface NativeLapack {
    */
   qr(a: Float64Array, rows: number, cols: number, out?: Float64Array): Float64Array;
   qr(a: Float32Array, rows: number, cols: number, out?: Float32Array): Float32Array;
+  /**
+   * The full rows×rows orthogonal Q of the same QR: its first `cols` columns are `qr`'s (same
+   * reflectors and signs), the rest an orthonormal basis of range(A)⊥ (≈ 2·rows·cols² +
+   * 4·rows²·cols flops, not the 8/3·rows³ of a square QR of [A | 0]).
+   */
+  qrFull(a: Float64Array, rows: number, cols: number): Float64Array;
+  qrFull(a: Float32Array, rows: number, cols: number): Float32Array;
+  /** op(A)·op(B) (m×n) for row-major A (m×k, or k×m with transA) and B (k×n, or n×k with transB). */
+  gemm(a: Float64Array, b: Float64Array, m: number, n: number, k: number, transA?: boolean, transB?: boolean): Float64Array;
+  gemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA?: boolean, transB?: boolean): Float32Array;
   /** Sets OpenBLAS's (process-wide) thread count; false when the LAPACK is not OpenBLAS. */
   setNumThreads(threads: number): boolean;
   /** OpenBLAS's current thread count (1 when not OpenBLAS). */
@@ -63,17 +74,19 @@ export interface NativeLapackStatus {
   path: string;
 }
 
-/** What native/lapack.c exports (ABI_VERSION 1). */
+/** What native/lapack.c exports (ABI_VERSION 2). */
 interface RawBinding {
   abi: number;
   config: string;
   eigh(a: RealArray, n: number, values: RealArray, vectors: RealArray): void;
   qr(a: RealArray, rows: number, cols: number, q: RealArray): void;
+  qrFull(a: RealArray, rows: number, cols: number, q: RealArray): void;
+  gemm(a: RealArray, b: RealArray, c: RealArray, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
   setNumThreads(threads: number): boolean;
   getNumThreads(): number;
 }
 
-const ABI_VERSION = 1;
+const ABI_VERSION = 2;
 
 /** The package root: the nearest directory above this file whose package.json is soap-train's. */
 function packageRoot(): string {
@@ -108,6 +121,8 @@ function isRawBinding(x: unknown): x is RawBinding {
     typeof r.config === 'string' &&
     typeof r.eigh === 'function' &&
     typeof r.qr === 'function' &&
+    typeof r.qrFull === 'function' &&
+    typeof r.gemm === 'function' &&
     typeof r.setNumThreads === 'function' &&
     typeof r.getNumThreads === 'function'
   );
@@ -139,11 +154,32 @@ function wrap(raw: RawBinding, path: string): NativeLapack {
     raw.qr(a, rows, cols, q);
     return q;
   }
+  function qrFull(a: Float64Array, rows: number, cols: number): Float64Array;
+  function qrFull(a: Float32Array, rows: number, cols: number): Float32Array;
+  function qrFull(a: RealArray, rows: number, cols: number): RealArray {
+    checkSize('qrFull: rows', rows);
+    checkSize('qrFull: cols', cols);
+    if (a.length !== rows * cols) throw new Error(`qrFull: expected ${rows * cols} entries, got ${a.length}`);
+    if (rows < cols) throw new Error(`qrFull: needs rows ≥ columns, got ${rows}×${cols}`);
+    const q = a instanceof Float32Array ? new Float32Array(rows * rows) : new Float64Array(rows * rows);
+    raw.qrFull(a, rows, cols, q);
+    return q;
+  }
+  function gemm(a: Float64Array, b: Float64Array, m: number, n: number, k: number, transA?: boolean, transB?: boolean): Float64Array;
+  function gemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA?: boolean, transB?: boolean): Float32Array;
+  function gemm(a: RealArray, b: RealArray, m: number, n: number, k: number, transA = false, transB = false): RealArray {
+    for (const [what, v] of [['m', m], ['n', n], ['k', k]] as const) checkSize(`gemm: ${what}`, v);
+    const c = a instanceof Float32Array ? new Float32Array(m * n) : new Float64Array(m * n);
+    raw.gemm(a, b, c, m, n, k, transA, transB);
+    return c;
+  }
   return {
     path,
     config: raw.config,
     eigh,
     qr,
+    qrFull,
+    gemm,
     setNumThreads: (threads: number) => {
       if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`setNumThreads: threads must be an integer ≥ 1, got ${threads}`);
       return raw.setNumThreads(threads);
