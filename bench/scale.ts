@@ -67,10 +67,11 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig, parseOverride } from '../src/config/load.js';
 import type { ExperimentConfig } from '../src/config/schema.js';
 import { paramShapes } from '../src/model/params.js';
-import type { HostJob } from '../src/optim/linalg/host-jobs.js';
+import { gramEighRates, runHostJob, type HostJob } from '../src/optim/linalg/host-jobs.js';
+import { prefersLowRank } from '../src/optim/linalg/low-rank.js';
 import { loadNativeLapack } from '../src/optim/linalg/native.js';
 import { LinalgPool } from '../src/optim/linalg/pool.js';
-import { firstBasisRequests } from '../src/optim/soap-refresh.js';
+import { firstBasisRequests, LOW_RANK_MIN_ORDER } from '../src/optim/soap-refresh.js';
 import { shampooBlocks, shampooSchema } from '../src/optim/shampoo.js';
 import { soapLayout, soapSchema } from '../src/optim/soap.js';
 import type { tf } from '../src/tf.js';
@@ -417,8 +418,10 @@ async function runCase(c: Case, from: number, opts: Options): Promise<{ result: 
 // Host jobs of one step, and single-job times.
 
 interface JobKind {
-  op: 'eigh64' | 'qr32';
+  /** gram64: SOAP's first bases of one n×k matrix (n > k) by the low-rank path: eigh of the k side, the n side completed. */
+  op: 'eigh64' | 'qr32' | 'gram64';
   n: number;
+  k?: number;
 }
 
 interface HostPlan {
@@ -432,7 +435,7 @@ function loadCase(model: Model, optimizer: Optimizer, layers: number): Experimen
   return loadConfig(join(REPO, 'configs', `${model}-${optimizer}.yaml`), [parseOverride(`model.n_layers=${layers}`)]).config;
 }
 
-/** The decompositions of SOAP's first step (eigh, native path), SOAP's refresh (QR f32) and Shampoo's refresh (inverse roots = eigh). */
+/** The decompositions of SOAP's first step (eigh, or the low-rank pair where the optimizer takes it), SOAP's refresh (QR f32) and Shampoo's refresh (inverse roots = eigh). */
 function hostPlan(model: Model, kind: 'soap_first' | 'soap_refresh' | 'shampoo_refresh'): HostPlan {
   const optimizer: Optimizer = kind === 'shampoo_refresh' ? 'shampoo' : 'soap';
   const config = loadCase(model, optimizer, 1);
@@ -441,7 +444,12 @@ function hostPlan(model: Model, kind: 'soap_first' | 'soap_refresh' | 'shampoo_r
     const into = name.startsWith('blocks.0.') ? plan.layer : plan.other;
     if (optimizer === 'soap') {
       const { workShape, preconditioned } = soapLayout(shape, soapSchema.parse(config.optimizer));
-      workShape.forEach((d, i) => preconditioned[i] && into.push({ op: kind === 'soap_first' ? 'eigh64' : 'qr32', n: d }));
+      const [rows, cols] = workShape;
+      const big = rows >= cols ? 'left' : 'right';
+      const lowRank =
+        kind === 'soap_first' && workShape.length === 2 && preconditioned[0] && preconditioned[1] && Math.max(rows, cols) >= LOW_RANK_MIN_ORDER && prefersLowRank(rows, cols, big, gramEighRates());
+      if (lowRank) into.push({ op: 'gram64', n: Math.max(rows, cols), k: Math.min(rows, cols) });
+      else workShape.forEach((d, i) => preconditioned[i] && into.push({ op: kind === 'soap_first' ? 'eigh64' : 'qr32', n: d }));
     } else {
       for (const block of shampooBlocks(shape, shampooSchema.parse(config.optimizer))) {
         block.size.forEach((d, i) => block.precond[i] && into.push({ op: 'eigh64', n: d }));
@@ -476,7 +484,7 @@ class JobTimes {
     }
   }
   private key(j: JobKind): string {
-    return `${j.op}:${j.n}`;
+    return j.k === undefined ? `${j.op}:${j.n}` : `${j.op}:${j.n}x${j.k}`;
   }
   private set(j: JobKind, ms: number, source: string): void {
     this.ms.set(this.key(j), ms);
@@ -493,13 +501,15 @@ class JobTimes {
     const reps = n <= 1024 ? 2 : 1;
     let best = Infinity;
     for (let r = 0; r < reps; r++) {
-      const input = j.op === 'eigh64' ? Float64Array.from(randomSymmetric(n, n)) : Float32Array.from(randomMatrix(n, n, n + 1));
+      const k = j.k ?? n;
+      const input = j.op === 'eigh64' ? Float64Array.from(randomSymmetric(n, n)) : j.op === 'gram64' ? randomMatrix(k, n, n + k) : Float32Array.from(randomMatrix(n, n, n + 1));
       const start = performance.now();
-      if (input instanceof Float64Array) lapack.eigh(input, n);
+      if (j.op === 'gram64') runHostJob({ op: 'gram_eigh', rows: k, cols: n, g: Float64Array.from(input), left: true, right: true });
+      else if (input instanceof Float64Array) lapack.eigh(input, n);
       else lapack.qr(input, n, n);
       best = Math.min(best, performance.now() - start);
     }
-    console.log(`  single job ${j.op} n=${n}: ${dur(best)} (measured now, load ${fmtLoad(loadavg())})`);
+    console.log(`  single job ${j.op} n=${n}${j.k === undefined ? '' : ` k=${j.k}`}: ${dur(best)} (measured now, load ${fmtLoad(loadavg())})`);
     this.set(j, best, 'measured by bench/scale.ts (see its log lines for the load)');
     return best;
   }
@@ -764,11 +774,18 @@ function to16(total: number | null, pool: number | null, largest: number | null)
   return total - pool + Math.max((pool * CORES) / TARGET_CORES, largest ?? 0);
 }
 
-const FLOPS: Record<JobKind['op'], number> = { eigh64: 9, qr32: 8 / 3 };
+/** Flops of one job: 9n³ per eigh, 8/3·n³ per QR; the low-rank pair ≈ 9k³ (small eigh) + 4nk² (products) + 4n²k (completion). */
+function jobFlops(j: JobKind): number {
+  if (j.op === 'gram64') {
+    const k = j.k ?? j.n;
+    return 9 * k ** 3 + 4 * j.n * k * k + 4 * j.n * j.n * k;
+  }
+  return (j.op === 'eigh64' ? 9 : 8 / 3) * j.n ** 3;
+}
 
 /** Flops of a step's decompositions at `layers` layers. */
 function planFlops(plan: HostPlan, layers: number): number {
-  const f = (jobs: JobKind[]) => jobs.reduce((sum, j) => sum + FLOPS[j.op] * j.n ** 3, 0);
+  const f = (jobs: JobKind[]) => jobs.reduce((sum, j) => sum + jobFlops(j), 0);
   return f(plan.other) + layers * f(plan.layer);
 }
 
@@ -795,7 +812,7 @@ function extrapolate(r1: CaseResult, r2: CaseResult, depth: number, times: JobTi
   const soap = r1.optimizer === 'soap';
   const planFirst = hostPlan(r1.model, 'soap_first');
   const planRefresh = hostPlan(r1.model, soap ? 'soap_refresh' : 'shampoo_refresh');
-  const modelFirst = soap ? hostModel(planFirst, depth, times, 'SOAP first step: eigh float64') : null;
+  const modelFirst = soap ? hostModel(planFirst, depth, times, 'SOAP first step: eigh float64 / low-rank pair') : null;
   const modelRefresh = hostModel(planRefresh, depth, times, soap ? 'SOAP refresh: QR float32' : 'Shampoo refresh: inverse roots (eigh float64)');
   const first = soap ? extrapolateStep({ total: a.first_ms, pool: a.first_pool_ms }, { total: b.first_ms, pool: b.first_pool_ms }, depth, planFirst, modelFirst?.largest ?? null) : null;
   const refresh =
@@ -904,7 +921,7 @@ function report(m: Measured, times: JobTimes): { lines: string[]; extrapolations
       }
       if (!extrapolations.some((e) => e.model === model)) {
         const vocab = loadCase(model, 'soap', 1).model.vocab_size;
-        const models = [hostModel(hostPlan(model, 'soap_first'), depth, times, 'SOAP first step: eigh float64')];
+        const models = [hostModel(hostPlan(model, 'soap_first'), depth, times, 'SOAP first step: eigh float64 / low-rank pair')];
         models.push(hostModel(hostPlan(model, 'soap_refresh'), depth, times, 'SOAP refresh: QR float32'));
         models.push(hostModel(hostPlan(model, 'shampoo_refresh'), depth, times, 'Shampoo refresh: inverse roots (eigh float64)'));
         hostOnly.push({ model, vocab, layers: depth, models });

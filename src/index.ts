@@ -11,3 +11,5 @@ export { runExperiment, loadRunConfig, type RunOptions } from './run/experiment.
 export type { RunSummary, RunProgress } from './train/run-progress.js';
 export type { RunEvent, RunEventHandler } from './train/events.js';
 export { SoapTrainError } from './errors.js';
+export { readRun, readRuns, configDiff, type RunRecord, type RunStatus } from './run/read-run.js';
+export { compareRuns, formatCompareMarkdown, formatCompareTable, type CompareResult } from './compare/index.js';
