@@ -13,6 +13,8 @@ import { eigh } from '../src/optim/linalg/eigh.js';
 import { maxAbs, transpose } from '../src/optim/linalg/matrix.js';
 import { loadNativeLapack, loadNativeLapackFrom, nativeLapackPath, nativeLapackStatus } from '../src/optim/linalg/native.js';
 import { householderQ } from '../src/optim/linalg/householder.js';
+import { runHostJob } from '../src/optim/linalg/host-jobs.js';
+import { inverseRoot } from '../src/optim/linalg/roots.js';
 import { frobenius, matmul } from './helpers/matrix.js';
 import { randomMatrix, randomSymmetric, withSpectrum } from './helpers/random.js';
 import { tempDirs } from './helpers/tmp.js';
@@ -237,6 +239,19 @@ test('native gemm: op(A)·op(B) against the naive product, all four transpose ca
   }
   assert.deepEqual([...lapack!.gemm(new Float64Array(0), new Float64Array(0), 2, 2, 0)], [0, 0, 0, 0]);
   assert.throws(() => lapack!.gemm(new Float64Array(5), b, m, n, k), /expected/);
+});
+
+test('inverse_root job with LAPACK from n = 64: the worker returns the float32 root, equal to the float64 reference', { skip }, () => {
+  const n = 96;
+  // A PSD statistic with a spread spectrum (1e-6 … 1), as Shampoo's are.
+  const a = withSpectrum(Float64Array.from({ length: n }, (_, i) => 10 ** (-6 * (i / (n - 1)))), 9200);
+  const result = runHostJob({ op: 'inverse_root', n, a: Float64Array.from(a), root: 2.5, epsilon: 1e-12 });
+  assert.ok(result.root instanceof Float32Array && result.root.length === n * n && !('vectors' in result));
+  const want = inverseRoot(a, n, 2.5, 1e-12);
+  assert.ok(maxDiff(result.root, want) / maxAbs(want) < 1e-5, `relative error ${maxDiff(result.root, want) / maxAbs(want)}`);
+  // Below 64 the factors come back for Shampoo's float64 reassembly (the fixtures' path).
+  const small = runHostJob({ op: 'inverse_root', n: 8, a: withSpectrum(Float64Array.from([8, 7, 6, 5, 4, 3, 2, 1]), 9201), root: 4, epsilon: 1e-12 });
+  assert.deepEqual(Object.keys(small).sort(), ['scaled', 'vectors']);
 });
 
 test('native thread control: setNumThreads/getNumThreads', { skip }, () => {

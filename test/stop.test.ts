@@ -46,7 +46,7 @@ test('parseTimeLimit reads Slurm time formats', () => {
   assert.throws(() => parseTimeLimit('0'), /positive/);
 });
 
-test('SIGTERM during a step whose host work outlasts stop_grace_s: the step is abandoned, exit 130, resume equals a straight run', async () => {
+test('SIGTERM (delivered twice) during a step whose host work outlasts stop_grace_s: the step is abandoned, exit 130, resume equals a straight run', async () => {
   const exp = tinyExperiment('checkpoint: {interval: 2, keep: 3}', SOAP);
   const sets = ['--set', 'train.steps=6', '--set', 'train.log_interval=1', '--set', 'train.stop_grace_s=3'];
   const straight = soapTrain(['--config', exp.config, ...sets, '--name', 'straight'], exp.dir);
@@ -63,6 +63,9 @@ test('SIGTERM during a step whose host work outlasts stop_grace_s: the step is a
     stderr += chunk.toString();
     if (!signalledAt && /soap-train: run /.test(stderr)) {
       signalledAt = performance.now();
+      // Twice, as on a Slurm preemption (the job's processes and the batch script's forward):
+      // the repeat must not turn the graceful stop into an exit without a checkpoint.
+      child.kill('SIGTERM');
       child.kill('SIGTERM');
     }
   });

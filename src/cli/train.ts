@@ -58,8 +58,16 @@ export async function runTrain(opts: TrainOptions, how: { fromRunDir?: boolean }
 
   const stop = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
-    if (stop.signal.aborted) process.exit(EXIT.interrupted); // a second Ctrl-C does not wait for the checkpoint
-    process.stderr.write(`\nsoap-train: ${signal}: finishing the current step and writing a checkpoint (again to quit now)\n`);
+    if (stop.signal.aborted) {
+      // A second Ctrl-C is a person who does not want to wait for the checkpoint. A repeated
+      // SIGTERM is not: on preemption Slurm signals every process of the job while the batch
+      // script forwards its own, so the trainer can see two; quitting then would lose the step.
+      if (signal === 'SIGINT') process.exit(EXIT.interrupted);
+      process.stderr.write(`soap-train: ${signal} again: still writing the checkpoint (Ctrl-C twice or SIGKILL to quit now)\n`);
+      return;
+    }
+    const again = signal === 'SIGINT' ? 'Ctrl-C again to quit now' : 'Ctrl-C twice or SIGKILL to quit now';
+    process.stderr.write(`\nsoap-train: ${signal}: finishing the current step and writing a checkpoint (${again})\n`);
     stop.abort(signal);
   };
   process.on('SIGINT', onSignal);

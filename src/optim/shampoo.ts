@@ -312,8 +312,11 @@ export function shampooRule(config: ShampooConfig): UpdateRule {
                 tensors[`root_${k}`] = computed;
                 return;
               }
-              const { vectors, scaled } = planned.results[`root_${k}`];
-              tensors[`root_${k}`] = inverseRootTensor(vectors as Float64Array, scaled as Float64Array, block.size[i]);
+              const result = planned.results[`root_${k}`];
+              const d = block.size[i];
+              // With LAPACK the worker has already reassembled the root (host-jobs.ts).
+              tensors[`root_${k}`] =
+                'root' in result ? tf.tensor(result.root, [d, d], 'float32') : inverseRootTensor(result.vectors as Float64Array, result.scaled as Float64Array, d);
               if (newtonApplies) fallbacks++;
             });
           }

@@ -8,7 +8,8 @@
  *   eigh           A = V·diag(λ)·Vᵀ, float64, λ descending               SOAP's first basis
  *   gram_eigh      eigenbases of s·G·Gᵀ and/or s·Gᵀ·G from one G (low-rank path for the larger side)
  *   qr             Q of A = Q·R for a square float32 A (the reference's float32 QR)  SOAP's refresh
- *   inverse_root   V and f = (max(λ,0)+ε)^(−1/p) of a symmetric A, float64   Shampoo's roots
+ *   inverse_root   V and f = (max(λ,0)+ε)^(−1/p) of a symmetric A, float64, or with LAPACK
+ *                  from n = 64 the root (V∘f)·Vᵀ itself, float32                 Shampoo's roots
  */
 import { tf } from '../../tf.js';
 import type { MatrixRequest } from '../types.js';
@@ -48,7 +49,7 @@ export function jobOf(request: MatrixRequest, data: Float32Array): HostJob {
   }
 }
 
-/** A job's outputs by name (`values`, `vectors`, `q`, `left`, `right`, `scaled`). */
+/** A job's outputs by name (`values`, `vectors`, `q`, `left`, `right`, `scaled`, `root`). */
 export type HostResult = Record<string, Float64Array | Float32Array>;
 
 /** Which implementation runs a job's decompositions. */
@@ -115,6 +116,22 @@ function lapackForJobs(): NativeLapack | null {
   return lapack;
 }
 
+/**
+ * From this order up, with LAPACK, a worker returns Shampoo's root reassembled (V∘f)·Vᵀ by one
+ * float32 ?gemm, instead of V and f for the device to multiply: at 4096 that is ≈ 1.5 s of
+ * OpenBLAS in the pool against 5–9 s of synchronous wasm matMul on the main thread, for the same
+ * float32 product (the root is stored in float32 either way). Below it the device path stays,
+ * and below 64 Shampoo reassembles in float64 on the host (as the replay fixtures were made).
+ */
+const HOST_REASSEMBLY_MIN = 64;
+
+/** (V∘f)·Vᵀ in float32 (row-major n×n V, eigenvectors as columns). */
+function reassembleFloat32(lapack: NativeLapack, vectors: Float64Array, scaled: Float64Array, n: number): Float32Array {
+  const weighted = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) weighted[i * n + j] = vectors[i * n + j] * scaled[j];
+  return lapack.gemm(weighted, Float32Array.from(vectors), n, n, n, false, true);
+}
+
 /** Runs one job with this process's implementation (see `linalgMethod`). */
 export function runHostJob(job: HostJob): HostResult {
   const lapack = lapackForJobs();
@@ -139,7 +156,9 @@ export function runHostJob(job: HostJob): HostResult {
       return { q: lapack ? lapack.qr(Float32Array.from(job.a), job.n, job.n) : Float32Array.from(householderQ(job.a, job.n, job.n)) };
     case 'inverse_root': {
       const { values, vectors } = eighWith(lapack, job.a, job.n);
-      return { vectors, scaled: rootScales(values, job.root, job.epsilon) };
+      const scaled = rootScales(values, job.root, job.epsilon);
+      if (lapack && job.n >= HOST_REASSEMBLY_MIN) return { root: reassembleFloat32(lapack, vectors, scaled, job.n) };
+      return { vectors, scaled };
     }
   }
 }
