@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { SoapTrainError } from '../src/errors.js';
 import { commitDirAtomic, writeFileAtomic } from '../src/run/atomic.js';
-import { acquireRunLock } from '../src/run/lock.js';
+import { acquireRunLock, slurmJob } from '../src/run/lock.js';
 import { tempDirs } from './helpers/tmp.js';
 
 const tempRun = tempDirs('soap-lock-');
@@ -95,6 +95,32 @@ test('a lock from another host is refused; release leaves a lock that is no long
   writeFileSync(path, other); // someone took it over (we were presumed dead)
   lock.release();
   assert.equal(readFileSync(path, 'utf8'), other);
+});
+
+test('a lock left on another host by the same Slurm job (a requeue) is taken over; another job\'s is refused', () => {
+  assert.equal(slurmJob({ SLURM_ARRAY_JOB_ID: '77', SLURM_ARRAY_TASK_ID: '3', SLURM_JOB_ID: '80' }), '77_3');
+  assert.equal(slurmJob({ SLURM_JOB_ID: '80' }), '80');
+  assert.equal(slurmJob({}), undefined);
+  const run = tempRun();
+  const path = join(run, '.lock');
+  const saved = { job: process.env.SLURM_ARRAY_JOB_ID, task: process.env.SLURM_ARRAY_TASK_ID };
+  process.env.SLURM_ARRAY_JOB_ID = '77';
+  process.env.SLURM_ARRAY_TASK_ID = '3';
+  try {
+    writeFileSync(path, JSON.stringify({ pid: 1, hostname: 'elsewhere', started_at: 'x', slurm_job: '77_4' }));
+    assert.throws(() => acquireRunLock(run), /in use by pid 1 on host elsewhere/);
+    writeFileSync(path, JSON.stringify({ pid: 1, hostname: 'elsewhere', started_at: 'x', slurm_job: '77_3' }));
+    const lock = acquireRunLock(run);
+    assert.equal(lock.tookOverStaleFrom, 1);
+    assert.equal(lock.owner.slurm_job, '77_3');
+    assert.equal((JSON.parse(readFileSync(path, 'utf8')) as { slurm_job?: string }).slurm_job, '77_3');
+    lock.release();
+  } finally {
+    for (const [k, v] of [['SLURM_ARRAY_JOB_ID', saved.job], ['SLURM_ARRAY_TASK_ID', saved.task]] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
 });
 
 test('a process that exits without releasing leaves no lock behind', () => {

@@ -11,7 +11,10 @@
  *   stale (its owner was killed), taken over, and reported in `tookOverStaleFrom` so the CLI
  *   can log it. Taking over renames the stale file aside and checks it is the one that was
  *   judged stale, so two processes racing for one stale lock cannot both win.
- * - A lock from another host: refused; we cannot tell whether that pid is alive.
+ * - A lock from another host: refused; we cannot tell whether that pid is alive. Except when it
+ *   records the same Slurm job as ours (`slurm_job`: array job and task, or job id): Slurm runs a
+ *   job id once at a time and requeues it only after its processes are gone, so that lock is
+ *   the earlier, killed attempt of this very job (requeued onto another node) and is stale.
  * - release() removes the file only if it still holds our own content; it also runs on
  *   process exit, so a run that calls process.exit leaves no lock behind.
  */
@@ -25,6 +28,14 @@ export interface LockOwner {
   pid: number;
   hostname: string;
   started_at: string;
+  /** The Slurm job (`<array job>_<task>` or the job id) the owner ran in, when it ran under Slurm. */
+  slurm_job?: string;
+}
+
+/** This process's Slurm job, from the variables sbatch sets, or undefined outside Slurm. */
+export function slurmJob(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.SLURM_ARRAY_JOB_ID && env.SLURM_ARRAY_TASK_ID) return `${env.SLURM_ARRAY_JOB_ID}_${env.SLURM_ARRAY_TASK_ID}`;
+  return env.SLURM_JOB_ID || undefined;
 }
 
 export interface RunLock {
@@ -142,7 +153,8 @@ export function acquireRunLock(runDir: string): RunLock {
   if (held.has(key)) {
     throw badInput('already locked by this process', { file: runDir, fix: 'release the first lock before taking it again' });
   }
-  const me: LockOwner = { pid: process.pid, hostname: hostname(), started_at: new Date().toISOString() };
+  const job = slurmJob();
+  const me: LockOwner = { pid: process.pid, hostname: hostname(), started_at: new Date().toISOString(), ...(job ? { slurm_job: job } : {}) };
   const myText = `${JSON.stringify(me)}\n`;
   let tookOverStaleFrom: number | null = null;
   for (let attempt = 0; attempt < 5; attempt++) {
@@ -150,14 +162,17 @@ export function acquireRunLock(runDir: string): RunLock {
     const text = readText(path);
     if (text === null) continue; // released between our attempt and our read
     const owner = parseOwner(text);
-    if (owner && owner.hostname !== me.hostname) {
+    // The same Slurm job on another host: the earlier attempt of this job, requeued here.
+    const requeued = owner !== null && job !== undefined && owner.slurm_job === job;
+    if (owner && owner.hostname !== me.hostname && !requeued) {
       throw badInput(`in use by pid ${owner.pid} on host ${owner.hostname} (started ${owner.started_at}); wait for it or pick another --name`, {
         file: runDir,
         fix: `if no soap-train process on ${owner.hostname} uses it, delete ${path}`,
       });
     }
     // Our own pid in a lock we do not hold is pid reuse (a container restarted): stale.
-    if (owner && owner.pid !== process.pid && pidAlive(owner.pid)) {
+    // (On this host the pid check decides even for our own Slurm job: two trainers in one job.)
+    if (owner && owner.hostname === me.hostname && owner.pid !== process.pid && pidAlive(owner.pid)) {
       throw badInput(`in use by pid ${owner.pid} (started ${owner.started_at}); wait for it or pick another --name`, {
         file: runDir,
         fix: `if no soap-train process uses it, delete ${path}`,
