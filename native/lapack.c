@@ -208,23 +208,42 @@ static napi_value Eigh(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-/* qr(a, rows, cols, q) */
-static napi_value Qr(napi_env env, napi_callback_info info) {
+/* The arguments (a, rows, cols, q) of qr and qrFull: same element type, rows ≥ cols. Returns 0
+ * (with an exception pending) on bad arguments. */
+static int qr_args(napi_env env, napi_callback_info info, const char *name, int max, View *a, int *rows, int *cols, View *q) {
   size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) return fail_type(env, "lapack.qr(a, rows, cols, q): expected 4 arguments");
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_pending_or(env, "lapack: N-API call failed: napi_get_cb_info");
+    return 0;
+  }
+  char msg[160];
+  if (argc < 4) {
+    snprintf(msg, sizeof msg, "lapack.%s(a, rows, cols, q): expected 4 arguments", name);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  if (!get_view(env, argv[0], "a", a) || !get_size(env, argv[1], "rows", max, rows) ||
+      !get_size(env, argv[2], "cols", max, cols) || !get_view(env, argv[3], "q", q))
+    return 0;
+  if (a->type != q->type) {
+    snprintf(msg, sizeof msg, "lapack.%s: a and q must both be Float32Array or both Float64Array", name);
+    napi_throw_type_error(env, NULL, msg);
+    return 0;
+  }
+  if (*rows < *cols) {
+    snprintf(msg, sizeof msg, "%s: needs rows ≥ columns, got %d×%d", name, *rows, *cols);
+    napi_throw_error(env, NULL, msg);
+    return 0;
+  }
+  return 1;
+}
+
+/* qr(a, rows, cols, q) */
+static napi_value Qr(napi_env env, napi_callback_info info) {
   View a, q;
   int rows, cols;
-  if (!get_view(env, argv[0], "a", &a) || !get_size(env, argv[1], "rows", INT_MAX, &rows) ||
-      !get_size(env, argv[2], "cols", INT_MAX, &cols) || !get_view(env, argv[3], "q", &q))
-    return NULL;
-  if (a.type != q.type) return fail_type(env, "lapack.qr: a and q must both be Float32Array or both Float64Array");
-  if (rows < cols) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "qr: needs rows ≥ columns, got %d×%d", rows, cols);
-    return fail(env, msg);
-  }
+  if (!qr_args(env, info, "qr", INT_MAX, &a, &rows, &cols, &q)) return NULL;
   size_t count = (size_t)rows * (size_t)cols;
   if (count > (size_t)INT_MAX) return fail(env, "qr: matrix too large for 32-bit LAPACK");
   if (a.length != count || q.length != count) {
@@ -240,21 +259,9 @@ static napi_value Qr(napi_env env, napi_callback_info info) {
 
 /* qrFull(a, rows, cols, q) */
 static napi_value QrFull(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) return fail_type(env, "lapack.qrFull(a, rows, cols, q): expected 4 arguments");
   View a, q;
   int rows, cols;
-  if (!get_view(env, argv[0], "a", &a) || !get_size(env, argv[1], "rows", MAX_ORDER, &rows) ||
-      !get_size(env, argv[2], "cols", MAX_ORDER, &cols) || !get_view(env, argv[3], "q", &q))
-    return NULL;
-  if (a.type != q.type) return fail_type(env, "lapack.qrFull: a and q must both be Float32Array or both Float64Array");
-  if (rows < cols) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "qrFull: needs rows ≥ columns, got %d×%d", rows, cols);
-    return fail(env, msg);
-  }
+  if (!qr_args(env, info, "qrFull", MAX_ORDER, &a, &rows, &cols, &q)) return NULL;
   size_t count = (size_t)rows * (size_t)cols, full = (size_t)rows * (size_t)rows;
   if (a.length != count || q.length != full) {
     char msg[200];

@@ -13,3 +13,9 @@ export type { RunEvent, RunEventHandler } from './train/events.js';
 export { SoapTrainError } from './errors.js';
 export { readRun, readRuns, configDiff, type RunRecord, type RunStatus } from './run/read-run.js';
 export { compareRuns, formatCompareMarkdown, formatCompareTable, type CompareResult } from './compare/index.js';
+
+type WriteReport = typeof import('./report/write-report.js').writeReport;
+/** `soap-train report` as a call; the charting stack (vega, resvg) loads on first use only. */
+export async function writeReport(...args: Parameters<WriteReport>): ReturnType<WriteReport> {
+  return (await import('./report/write-report.js')).writeReport(...args);
+}

@@ -66,6 +66,9 @@ test('fitPowerLaw with noise: a least-squares optimum, its largest residual repo
     assert.ok(best <= sse(fit.E + dE, fit.A + dA, fit.alpha + da) + 1e-15);
   }
   assert.ok(Math.abs(fit.E - 1.8) < 0.5, `E ${fit.E} near the truth`);
+  // A flattening, slightly rising tail: the asymptote still stays at or below every loss.
+  const flat = fitPowerLaw([[10, 3.0], [20, 2.2], [40, 2.0], [80, 2.01]].map(([steps, loss]) => ({ steps, loss })));
+  assert.ok(flat && flat.E <= 2.0 && flat.A > 0 && flat.alpha > 0, JSON.stringify(flat));
 });
 
 test('fitPowerLaw: no fit for a rising loss, too few points or too few distinct lengths', () => {
@@ -90,7 +93,7 @@ test('firstCrossing interpolates linearly between evaluations, exactly', () => {
   assert.equal(firstCrossing(curve, 3.5), 10); // halfway from 4.0 (step 8) to 3.0 (step 12)
   assert.equal(firstCrossing(curve, 3.75), 9);
   assert.equal(firstCrossing(curve, 4.0), 8); // reached exactly at an evaluation
-  assert.equal(firstCrossing(curve, 4.8), 4.8); // 4 + 0.2 × 4
+  assert.ok(Math.abs(firstCrossing(curve, 4.8)! - 4.8) < 1e-12); // 4 + 0.2 × 4
   assert.equal(firstCrossing(curve, 6), 4); // already below at the first evaluation
   assert.equal(firstCrossing(curve, 2.9), null);
   // A diverged (NaN) evaluation is skipped: interpolate from step 4 to step 12.
@@ -284,6 +287,9 @@ test('fixtures: with baseline soap-16 the SOAP family of 3 is fitted exactly and
   assert.ok(Math.abs(fam.steps_to_target! - 16) < 1e-6);
   assert.ok(Math.abs(fam.step_ratio! - 1) < 1e-7);
   assert.deepEqual(result.results[4].status, ['in_progress']);
+  // AdamW is below SOAP's final at its first evaluation already: an upper bound, said so.
+  assert.equal(result.results[1].steps_to_target, 4);
+  assert.match(result.results[1].note ?? '', /family of 2.*; already below the target at its first evaluation \(step 4\)/);
 });
 
 function runCli(args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -328,4 +334,7 @@ test('soap-train compare: bad input is one line and exit 2', () => {
   const missing = runCli(['compare', '--baseline', fixture('adamw-16'), join(tmp(), 'missing-run')]);
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /missing-run: no such run directory/);
+  const unwritable = runCli(['compare', '--baseline', fixture('adamw-16'), fixture('adamw-8'), '--json', join(tmp(), 'no-such-folder', 'c.json')]);
+  assert.equal(unwritable.status, 2);
+  assert.match(unwritable.stderr, /c\.json: cannot write --json file \(ENOENT\)/);
 });

@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { formatCompareMarkdown, formatCompareTable, compareRuns } from '../compare/index.js';
+import { badInput } from '../errors.js';
 import { writeFileAtomic } from '../run/atomic.js';
 import { readRun, readRuns } from '../run/read-run.js';
 
@@ -12,6 +13,19 @@ interface CompareOptions {
   baseline: string;
   json?: string;
   markdown?: string;
+}
+
+/** A missing folder or a read-only place for an output file is the user's to fix: one line, exit 2. */
+function writeOutput(file: string, option: string, text: string): void {
+  try {
+    writeFileAtomic(file, text);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EACCES' || code === 'EROFS' || code === 'EISDIR' || code === 'ENOTDIR') {
+      throw badInput(`cannot write ${option} file (${code})`, { file, fix: 'pass a path in an existing, writable folder' });
+    }
+    throw err;
+  }
 }
 
 export function compareCommand(): Command {
@@ -26,8 +40,8 @@ export function compareCommand(): Command {
     .action((runDirs: string[], opts: CompareOptions) => {
       const baseline = readRun(opts.baseline);
       const result = compareRuns(baseline, readRuns(runDirs));
-      if (opts.json) writeFileAtomic(opts.json, `${JSON.stringify(result, null, 2)}\n`);
-      if (opts.markdown) writeFileAtomic(opts.markdown, formatCompareMarkdown(result));
+      if (opts.json) writeOutput(opts.json, '--json', `${JSON.stringify(result, null, 2)}\n`);
+      if (opts.markdown) writeOutput(opts.markdown, '--markdown', formatCompareMarkdown(result));
       process.stdout.write(formatCompareTable(result));
     });
 }

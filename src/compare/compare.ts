@@ -148,6 +148,12 @@ export function compareRuns(baseline: RunRecord, runs: RunRecord[]): CompareResu
     for (const run of members) {
       const steps = firstCrossing(run.evals, target);
       const wall = wallFor(steps);
+      const firstEval = run.evals.find((e) => Number.isFinite(e.val_loss));
+      const early =
+        firstEval && firstEval.val_loss < target
+          ? `already below the target at its first evaluation (step ${firstEval.step}): steps to target is an upper bound`
+          : null;
+      const note = [fallbackNote, early].filter((n): n is string => n !== null).join('; ');
       results.push({
         runs: [run.name],
         method: 'crossing',
@@ -160,7 +166,7 @@ export function compareRuns(baseline: RunRecord, runs: RunRecord[]): CompareResu
         status: [run.status],
         includes_baseline: run === baseline,
         seconds_per_step: secondsPerStep,
-        note: fallbackNote,
+        note: note || null,
       });
     }
   }

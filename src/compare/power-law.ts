@@ -47,9 +47,9 @@ function sse(points: readonly FitPoint[], xs: readonly number[], E: number, A: n
 }
 
 /**
- * The best (E, A) for fixed α under E ≤ minLoss, A ≥ 0: the unconstrained solve when feasible,
- * else the better of the two edges (a convex problem in two variables has its constrained optimum
- * on an edge when the unconstrained one is outside). null when no curve with A > 0 fits.
+ * The best (E, A) for fixed α under E ≤ minLoss, A > 0: the unconstrained solve when feasible,
+ * else, when only E is out of bounds, the edge E = minLoss (the problem is convex, so its
+ * constrained optimum is on that edge). null when the losses do not fall with n at this α.
  */
 function project(points: readonly FitPoint[], alpha: number, minLoss: number): Projection | null {
   const m = points.length;
@@ -71,8 +71,12 @@ function project(points: readonly FitPoint[], alpha: number, minLoss: number): P
   if (!(sxx > 0)) return null;
   const A = sxy / sxx;
   const E = my - A * mx;
-  if (A > 0 && E <= minLoss) return { E, A, sse: sse(points, xs, E, A) };
-  // Edge E = minLoss: A ≥ 0 follows, since every loss − minLoss ≥ 0.
+  // No downward trend in n at this α (the losses rise or are flat): the constrained optimum
+  // would be a curve forced onto data that does not fall, so there is no fit here at all.
+  if (!(A > 0)) return null;
+  if (E <= minLoss) return { E, A, sse: sse(points, xs, E, A) };
+  // The asymptote came out above a point (noise): the constrained optimum is on the edge
+  // E = minLoss, where A ≥ 0 follows since every loss − minLoss ≥ 0.
   let num = 0;
   let den = 0;
   for (let i = 0; i < m; i++) {
@@ -80,7 +84,6 @@ function project(points: readonly FitPoint[], alpha: number, minLoss: number): P
     den += xs[i] * xs[i];
   }
   const edgeA = num / den;
-  // The other edge, A = 0, is a flat line: not a decreasing curve, so not a fit.
   if (!(edgeA > 0)) return null;
   return { E: minLoss, A: edgeA, sse: sse(points, xs, minLoss, edgeA) };
 }

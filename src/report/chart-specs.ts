@@ -38,6 +38,8 @@ const PHASE_COLORS = ['#bab0ac', '#4c78a8', '#f58518', '#e45756'];
 export const runColor = (index: number): string => RUN_COLORS[index % RUN_COLORS.length];
 
 const WIDTH = 460;
+/** Vega-Lite's default gap between concatenated charts. */
+const CONCAT_SPACING = 20;
 const HEIGHT = 260;
 
 export const CHART_CONFIG: Config = {
@@ -50,6 +52,12 @@ export const CHART_CONFIG: Config = {
   legend: { titleFontSize: 11, titleFontWeight: 'normal', titleColor: '#555', labelFontSize: 11, labelLimit: 240 },
   line: { strokeWidth: 1.8 },
 };
+
+/**
+ * Named datasets: the compiled Vega specs name their data after these, so report.html can carry
+ * each dataset once however many charts (and log variants) draw it.
+ */
+export const DATASETS = { loss: 'loss', train: 'train', stepTime: 'step_time' } as const;
 
 /** The page sets this signal to the labels of the runs switched off. */
 export const HIDDEN_RUNS_SIGNAL = 'hiddenRuns';
@@ -94,10 +102,12 @@ function hoverLayer(tooltip: readonly TooltipField[]) {
   };
 }
 
+// On the page a chart fills its card (legend included) and follows the window's width; the files
+// have a fixed size.
 const top = (title: string, interactive: boolean) => ({
   $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
   title,
-  width: WIDTH,
+  width: interactive ? ('container' as const) : WIDTH,
   height: HEIGHT,
   config: CHART_CONFIG,
   ...(interactive ? { params: [hiddenRunsParam] } : {}),
@@ -109,8 +119,12 @@ const TOKENS_LABEL = "replace(format(datum.value, '~s'), 'G', 'B')";
 interface LossAxis {
   field: 'step' | 'tokens' | 'seconds';
   title: string;
-  labelExpr?: string;
+  axis?: { labelExpr?: string; tickMinStep?: number; format?: string };
 }
+
+// Steps are whole: no 2.5 tick on a short run; 12k rather than 12,000 on a long one (each label
+// formatted alone: an axis format would give every label the largest tick's prefix, "0k").
+const STEP_AXIS = { tickMinStep: 1, labelExpr: "format(datum.value, '~s')" };
 
 const LOSS_TOOLTIP: TooltipField[] = [
   { field: 'run', title: 'run', type: 'nominal' },
@@ -124,10 +138,11 @@ const LOSS_TOOLTIP: TooltipField[] = [
 function lossChart(title: string, x: LossAxis) {
   return (data: ChartData, opts: ChartOptions): TopLevelSpec => ({
     ...top(title, opts.interactive),
-    data: { values: data.loss },
+    datasets: { [DATASETS.loss]: data.loss },
+    data: { name: DATASETS.loss },
     transform: opts.interactive ? [hiddenRunsFilter] : [],
     encoding: {
-      x: { field: x.field, type: 'quantitative', title: x.title, ...(x.labelExpr ? { axis: { labelExpr: x.labelExpr } } : {}) },
+      x: { field: x.field, type: 'quantitative', title: x.title, ...(x.axis ? { axis: x.axis } : {}) },
       y: { field: 'loss', type: 'quantitative', title: 'loss (cross-entropy, nats)', scale: yScale(opts.logY) },
       color: runColorEncoding(data.runs),
     },
@@ -145,15 +160,17 @@ function lossChart(title: string, x: LossAxis) {
   });
 }
 
-function scalarChart(title: string, field: 'lr' | 'grad_norm', yTitle: string, format: string) {
+/** `fromZero`: the learning rate reads as a fraction of its peak; a gradient norm's interesting part is far from zero. */
+function scalarChart(title: string, field: 'lr' | 'grad_norm', yTitle: string, format: string, fromZero: boolean) {
   return (data: ChartData, opts: ChartOptions): TopLevelSpec => ({
     ...top(title, opts.interactive),
-    data: { values: data.train },
+    datasets: { [DATASETS.train]: data.train },
+    data: { name: DATASETS.train },
     // A log axis has no zero (a clipped-to-zero gradient or a zero warmup lr is left out there).
     transform: [...(opts.interactive ? [hiddenRunsFilter] : []), ...(opts.logY ? [{ filter: `datum.${field} > 0` }] : [])],
     encoding: {
-      x: { field: 'step', type: 'quantitative', title: 'step' },
-      y: { field, type: 'quantitative', title: yTitle, scale: yScale(opts.logY), axis: { format: '~g' } },
+      x: { field: 'step', type: 'quantitative', title: 'step', axis: STEP_AXIS },
+      y: { field, type: 'quantitative', title: yTitle, scale: fromZero && !opts.logY ? { zero: true } : yScale(opts.logY), axis: { format: '~g' } },
       color: runColorEncoding(data.runs),
     },
     layer: [
@@ -169,12 +186,15 @@ function stepTimeChart(data: ChartData, opts: ChartOptions): TopLevelSpec {
   const phases = STEP_PHASES.map((p) => p.label);
   return {
     ...top('Step time split (average per step)', opts.interactive),
-    height: { step: 30 },
-    data: { values: data.stepTime },
+    // A fixed height of 30 px per bar rather than Vega-Lite's {step: 30}, which cannot combine
+    // with the page's container width (Vega-Lite would warn and drop part of the autosize).
+    height: 30 * Math.max(1, data.runs.length),
+    datasets: { [DATASETS.stepTime]: data.stepTime },
+    data: { name: DATASETS.stepTime },
     transform: opts.interactive ? [hiddenRunsFilter] : [],
     mark: { type: 'bar', tooltip: opts.interactive },
     encoding: {
-      y: { field: 'run', type: 'nominal', title: null, sort: [...data.runs] },
+      y: { field: 'run', type: 'nominal', title: null, sort: [...data.runs], axis: { labelLimit: 240 } },
       x: { field: 'ms', type: 'quantitative', title: 'milliseconds per step', stack: 'zero' },
       color: { field: 'phase', type: 'nominal', title: 'phase', scale: { domain: phases, range: PHASE_COLORS }, sort: phases },
       order: { field: 'order', type: 'quantitative' },
@@ -193,36 +213,37 @@ function stepTimeChart(data: ChartData, opts: ChartOptions): TopLevelSpec {
 }
 
 export const CHARTS: readonly ChartDef[] = [
-  { id: 'loss-steps', title: 'Loss vs steps', logToggle: true, spec: lossChart('Loss vs steps', { field: 'step', title: 'step' }) },
-  { id: 'loss-tokens', title: 'Loss vs tokens', logToggle: true, spec: lossChart('Loss vs tokens', { field: 'tokens', title: 'tokens', labelExpr: TOKENS_LABEL }) },
+  { id: 'loss-steps', title: 'Loss vs steps', logToggle: true, spec: lossChart('Loss vs steps', { field: 'step', title: 'step', axis: STEP_AXIS }) },
+  { id: 'loss-tokens', title: 'Loss vs tokens', logToggle: true, spec: lossChart('Loss vs tokens', { field: 'tokens', title: 'tokens', axis: { labelExpr: TOKENS_LABEL } }) },
   {
     id: 'loss-seconds',
     title: 'Loss vs training time',
     logToggle: true,
     spec: lossChart('Loss vs training time', { field: 'seconds', title: 'training seconds (evaluation and checkpoints excluded)' }),
   },
-  { id: 'lr', title: 'Learning rate', logToggle: false, spec: scalarChart('Learning rate', 'lr', 'learning rate', '.3e') },
-  { id: 'grad-norm', title: 'Gradient norm', logToggle: true, spec: scalarChart('Gradient norm', 'grad_norm', 'gradient norm', '.4g') },
+  { id: 'lr', title: 'Learning rate', logToggle: false, spec: scalarChart('Learning rate', 'lr', 'learning rate', '.3e', true) },
+  { id: 'grad-norm', title: 'Gradient norm', logToggle: true, spec: scalarChart('Gradient norm', 'grad_norm', 'gradient norm', '.4g', false) },
   { id: 'step-time', title: 'Step time split', logToggle: false, spec: stepTimeChart },
 ];
 
-/** A top-level spec as a sub-chart of a concatenation (its config and schema move to the top). */
+/** A top-level spec as a sub-chart of a concatenation (its config, schema and datasets move to the top). */
 function asSubSpec(spec: TopLevelSpec): SubSpec {
-  const { $schema: _schema, config: _config, ...rest } = spec as TopLevelSpec & { $schema?: string; config?: Config };
+  const { $schema: _schema, config: _config, datasets: _datasets, ...rest } = spec;
   return rest as SubSpec;
 }
 
 /**
  * One picture for a README or a slide: loss against steps and against training time side by
  * side, the step-time split below. The step-time colours are phases, not runs, so each row keeps
- * its own colour scale.
+ * its own colour scale (and the loss-style legend stays with the loss charts).
  */
 export function overviewSpec(data: ChartData): TopLevelSpec {
   const chart = (id: string) => asSubSpec(CHARTS.find((c) => c.id === id)!.spec(data, { interactive: false, logY: false }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     config: CHART_CONFIG,
-    vconcat: [{ hconcat: [chart('loss-steps'), chart('loss-seconds')] }, chart('step-time')],
-    resolve: { scale: { color: 'independent' }, legend: { color: 'independent' } },
+    datasets: { [DATASETS.loss]: data.loss, [DATASETS.stepTime]: data.stepTime },
+    vconcat: [{ hconcat: [chart('loss-steps'), chart('loss-seconds')] }, { ...chart('step-time'), width: 2 * WIDTH + CONCAT_SPACING }],
+    resolve: { scale: { color: 'independent', strokeDash: 'independent' }, legend: { color: 'independent', strokeDash: 'independent' } },
   };
 }

@@ -7,12 +7,19 @@ import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { SoapTrainError } from '../errors.js';
 
-/** A logger that collects warnings instead of printing them, and turns errors into exceptions. */
-function collectingLogger(warnings: string[]): vega.LoggerInterface {
+/** A logger that collects warnings and errors instead of printing them. */
+function collectingLogger(warnings: string[], errors: string[]): vega.LoggerInterface {
+  // Everything is collected whatever the level; the level is kept only to answer Vega's queries.
+  let level: number = vega.Warn;
   const logger: vega.LoggerInterface = {
-    level: () => logger,
+    level(value?: number) {
+      if (value === undefined) return level;
+      level = value;
+      return logger;
+    },
     error(...args: unknown[]) {
-      throw new Error(args.map(String).join(' '));
+      errors.push(args.map((a) => (a instanceof Error ? a.message : String(a))).join(' '));
+      return this;
     },
     warn(...args: unknown[]) {
       warnings.push(args.map(String).join(' '));
@@ -33,13 +40,20 @@ function collectingLogger(warnings: string[]): vega.LoggerInterface {
  * tests check), not to the user's terminal.
  */
 export function toVega(spec: TopLevelSpec, warnings: string[] = []): vega.Spec {
-  return compile(spec, { logger: collectingLogger(warnings) }).spec;
+  const errors: string[] = [];
+  const compiled = compile(spec, { logger: collectingLogger(warnings, errors) }).spec;
+  if (errors.length > 0) throw new SoapTrainError(`could not compile a chart: ${errors.join('; ')}`, { exitCode: 1 });
+  return compiled;
 }
 
+/** Vega catches errors in its dataflow and logs them; they are collected and raised here instead. */
 export async function renderSvg(vegaSpec: vega.Spec): Promise<string> {
-  const view = new vega.View(vega.parse(vegaSpec), { renderer: 'none', logLevel: vega.Error });
+  const errors: string[] = [];
+  const view = new vega.View(vega.parse(vegaSpec), { renderer: 'none', logger: collectingLogger([], errors), logLevel: vega.Error });
   try {
-    return await view.toSVG();
+    const svg = await view.toSVG();
+    if (errors.length > 0) throw new SoapTrainError(`could not draw a chart: ${errors.join('; ')}`, { exitCode: 1 });
+    return svg;
   } finally {
     view.finalize();
   }

@@ -16,7 +16,8 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { readRun } from '../run/read-run.js';
 import type { SweepPlan, PlannedRun } from './plan.js';
 
@@ -49,6 +50,21 @@ export interface LocalSweepOptions {
   /** Passed to each run as `--time-limit` (exit 75 at the limit; a rerun resumes). */
   timeLimit?: string;
   onEvent?: (e: SweepEvent) => void;
+}
+
+/** This checkout's (or package's) `bin/soap-train`: the sources sit at src/sweep, the compiled tree at dist/src/sweep. */
+export function soapTrainBin(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, '..', '..', 'bin', 'soap-train'), join(here, '..', '..', '..', 'bin', 'soap-train')];
+  return candidates.find((c) => existsSync(c)) ?? candidates[0];
+}
+
+/**
+ * The trainer the sweep starts: `$SOAP_TRAIN` when set (an executable; the tests' stub, or a
+ * wrapper that loads modules), else this node running this checkout's bin/soap-train.
+ */
+export function trainerCommand(env: NodeJS.ProcessEnv = process.env): string[] {
+  return env.SOAP_TRAIN ? [env.SOAP_TRAIN] : [process.execPath, soapTrainBin()];
 }
 
 /** The trainer's arguments for one run; the same line starts it and resumes it. */

@@ -4,7 +4,8 @@
  * folder, so it uses only the characters run names allow (letters, digits, . _ - @ + = ,).
  *
  * Each grid axis contributes "last key segment + value" (`optimizer.lr=0.003` → `lr3e-3`); a `type`
- * key or a whole-section value contributes its value alone (`optimizer.type=soap` → `soap`); axes
+ * key contributes its value alone (`optimizer.type=soap` → `soap`), a whole section what tells it
+ * apart from the axis' other values (its type, else the differing settings); axes
  * whose last segments clash use the whole dotted key. Fractions add `f<fraction>`, seeds `s<seed>`.
  * Should two runs still end up with one name (values that only differ in characters a folder name
  * cannot hold), each gets `@` and a short hash of its overrides.
@@ -55,6 +56,24 @@ export function namePart(key: string, label: string, value: unknown): string {
   // `=` keeps label and value apart where gluing them would misread (beta2 + 0.99, decay + all).
   const glue = /\d$/.test(label) || !/^[\d.+-]/.test(shown) ? '=' : '';
   return `${label}${glue}${shown}`;
+}
+
+/**
+ * The name parts of all values of one axis. Whole sections (`optimizer: [{type: adamw, …},
+ * {type: soap, …}]`) show only what tells them apart: their `type` when every value has its own,
+ * else the type and the settings whose values differ between them.
+ */
+export function axisParts(key: string, label: string, values: readonly unknown[]): string[] {
+  if (values.length === 0 || !values.every(isPlainObject)) return values.map((v) => namePart(key, label, v));
+  const sections = values as Record<string, unknown>[];
+  const types = sections.map((v) => v.type);
+  if (types.every((t) => t !== undefined) && new Set(types.map((t) => JSON.stringify(t))).size === types.length) return types.map(formatValue);
+  const keys = [...new Set(sections.flatMap(Object.keys))];
+  const varying = keys.filter((k) => k !== 'type' && new Set(sections.map((v) => JSON.stringify(v[k]))).size > 1);
+  return sections.map((v) => {
+    const shown = Object.fromEntries([...('type' in v ? [['type', v.type]] : []), ...varying.filter((k) => k in v).map((k) => [k, v[k]])]);
+    return formatValue(shown);
+  });
 }
 
 function shortHash(text: string): string {

@@ -10,15 +10,15 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { z } from 'zod';
-import { loadConfig, parseOverride } from '../config/load.js';
+import { applyOverrides, loadConfig, parseOverride, readConfigTree, type Tree } from '../config/load.js';
 import { badInput, SoapTrainError } from '../errors.js';
-import { axisLabels, joinName, namePart, uniqueNames } from './naming.js';
+import { axisLabels, axisParts, joinName, uniqueNames } from './naming.js';
 import type { SweepSpec } from './spec.js';
 
 /** One run of the sweep: its folder name and the `--set` arguments that make it. */
 export interface ExpandedRun {
   name: string;
-  /** `key=value` texts, exactly as `--set` takes them, in grid order then steps then seed. */
+  /** `key=value` texts, exactly as `--set` takes them: the sweep's fixed sets, the grid's in order, steps, seed. */
   set: string[];
 }
 
@@ -42,8 +42,13 @@ export interface SweepPlan {
 export const PLAN_FILE = 'sweep.yaml';
 
 /** Every combination of the spec's axes, fractions and seeds, named (pure: no files read). */
-export function expandSweep(spec: Pick<SweepSpec, 'grid' | 'seeds' | 'fractions'>, baseSteps: number): ExpandedRun[] {
+export function expandSweep(spec: Pick<SweepSpec, 'grid' | 'set' | 'seeds' | 'fractions'>, baseSteps: number): ExpandedRun[] {
   const keys = spec.grid.map((a) => a.key);
+  const fixed = spec.set ?? [];
+  const fixedKeys = fixed.map((t) => t.slice(0, t.indexOf('=')));
+  const swept = [...keys, ...(spec.fractions ? ['train.steps'] : []), ...(spec.seeds !== undefined ? ['train.seed'] : [])];
+  const both = fixedKeys.find((k) => swept.includes(k));
+  if (both) throw badInput(`--set ${both} is also swept (by --grid, --fractions or --seeds): give it one way`, { field: both });
   if (spec.fractions && keys.includes('train.steps')) {
     throw badInput('--fractions scale train.steps: do not also put train.steps in the grid', { field: 'train.steps' });
   }
@@ -52,11 +57,10 @@ export function expandSweep(spec: Pick<SweepSpec, 'grid' | 'seeds' | 'fractions'
   }
   const labels = axisLabels(keys);
   type Partial = { parts: string[]; set: string[] };
-  let combos: Partial[] = [{ parts: [], set: [] }];
+  let combos: Partial[] = [{ parts: [], set: [...fixed] }];
   for (const axis of spec.grid) {
-    combos = combos.flatMap((c) =>
-      axis.values.map((v) => ({ parts: [...c.parts, namePart(axis.key, labels.get(axis.key)!, v.value)], set: [...c.set, `${axis.key}=${v.text}`] })),
-    );
+    const parts = axisParts(axis.key, labels.get(axis.key)!, axis.values.map((v) => v.value));
+    combos = combos.flatMap((c) => axis.values.map((v, i) => ({ parts: [...c.parts, parts[i]], set: [...c.set, `${axis.key}=${v.text}`] })));
   }
   if (spec.fractions) {
     const stepsOf = new Map<number, number>();
@@ -78,12 +82,24 @@ export function expandSweep(spec: Pick<SweepSpec, 'grid' | 'seeds' | 'fractions'
 }
 
 /**
+ * train.steps of the base config, which fractions scale. Read from the merged YAML rather than the
+ * validated config: a base may leave out what the grid fills in (`optimizer:` as a grid axis).
+ */
+function baseSteps(base: string, spec: SweepSpec): number {
+  const tree = applyOverrides(readConfigTree(base), (spec.set ?? []).map(parseOverride));
+  const steps = (tree.train as Tree | undefined)?.steps;
+  if (typeof steps === 'number' && Number.isInteger(steps) && steps > 0) return steps;
+  if (!spec.fractions) return 1; // not used: only fractions scale the base's steps
+  throw badInput('--fractions scale train.steps, and the base config has no train.steps (a positive whole number)', { file: base, field: 'train.steps' });
+}
+
+/**
  * Expands the spec and validates every run's config with the loader (keys, values, types), so a
  * bad grid value is one line naming the key before anything exists.
  */
 export function buildPlan(spec: SweepSpec, name: string): SweepPlan {
-  const base = loadConfig(spec.base);
-  const runs = expandSweep(spec, base.config.train.steps).map((run) => {
+  const base = resolve(spec.base);
+  const runs = expandSweep(spec, baseSteps(base, spec)).map((run) => {
     let config;
     try {
       config = loadConfig(spec.base, run.set.map(parseOverride)).config;
@@ -96,7 +112,7 @@ export function buildPlan(spec: SweepSpec, name: string): SweepPlan {
   if (spec.baseline !== undefined && !runs.some((r) => r.name === spec.baseline)) {
     throw badInput(`--baseline ${spec.baseline}: no run of this sweep has that name`, { fix: `one of: ${runs.map((r) => r.name).join(', ')}` });
   }
-  return { version: 1, name, base: base.file, ...(spec.baseline !== undefined ? { baseline: spec.baseline } : {}), runs };
+  return { version: 1, name, base, ...(spec.baseline !== undefined ? { baseline: spec.baseline } : {}), runs };
 }
 
 const planSchema = z.object({

@@ -6,6 +6,8 @@
  *   base: ../configs/tiny-adamw.yaml   # the base config, relative to this file
  *   sweep:
  *     name: tiny-lr                    # optional: runs/<name>/ (default: file stem + time)
+ *     set:                             # optional: overrides every run gets (not in the run names)
+ *       train.eval_interval: 40
  *     grid:                            # key: list of values (each value as `--set key=value` takes it)
  *       optimizer.lr: [1.0e-3, 3.0e-3]
  *       optimizer.betas: [[0.9, 0.95], [0.95, 0.95]]
@@ -39,6 +41,8 @@ export interface SweepSpec {
   /** Absolute path of the base config. */
   base: string;
   grid: GridAxis[];
+  /** `key=value` overrides every run gets (not part of the names), e.g. `train.steps=120`. */
+  set?: string[];
   /** train.seed = 0..seeds-1 when set. */
   seeds?: number;
   /** train.steps = round(fraction × the base config's steps) per fraction when set. */
@@ -128,6 +132,7 @@ const sweepFileSchema = z
     sweep: z
       .object({
         name: z.string().min(1).optional(),
+        set: z.record(z.string().min(1), z.unknown()).optional(),
         grid: z.record(z.string().min(1), z.unknown()).default({}),
         seeds: z.number().int().positive().optional(),
         fractions: z.array(z.number().positive()).min(1).optional(),
@@ -162,7 +167,7 @@ export function readSweepFile(file: string): SweepSpec {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const field = [...issue.path.map(String), ...(issue.code === 'unrecognized_keys' ? [issue.keys[0]] : [])].join('.');
-    const message = issue.code === 'unrecognized_keys' ? 'unknown key (allowed: base, sweep: {name, grid, seeds, fractions, baseline})' : issue.message;
+    const message = issue.code === 'unrecognized_keys' ? 'unknown key (allowed: base, sweep: {name, set, grid, seeds, fractions, baseline})' : issue.message;
     throw badInput(message, { file: abs, field: field || undefined });
   }
   const { base, sweep } = parsed.data;
@@ -175,14 +180,27 @@ export function readSweepFile(file: string): SweepSpec {
     if (values.length === 0) throw badInput('an axis needs at least one value', { file: abs, field: `sweep.grid.${key}` });
     return rejectRepeats({ key, values }, `${abs}: sweep.grid`);
   });
-  return { base: resolve(dirname(abs), base), grid, seeds: sweep.seeds, fractions, name: sweep.name, baseline: sweep.baseline, file: abs };
+  const set = Object.entries(sweep.set ?? {}).map(([key, value]) => {
+    if (key.split('.').some((p) => p === '')) throw badInput('a set key is a dotted config key, e.g. train.steps', { file: abs, field: `sweep.set.${key}` });
+    return `${key}=${valueText(value)}`;
+  });
+  return { base: resolve(dirname(abs), base), set, grid, seeds: sweep.seeds, fractions, name: sweep.name, baseline: sweep.baseline, file: abs };
 }
+
+/** The dotted key of a `key=value` override text. */
+const keyOf = (text: string) => text.slice(0, text.indexOf('='));
 
 /**
  * The file's spec with the command line's on top: a `--grid` axis replaces the file's axis of the
- * same key (and adds one otherwise); `--seeds`, `--fractions`, `--name`, `--baseline` replace.
+ * same key (and adds one otherwise), a `--set` the file's set of the same key; `--seeds`,
+ * `--fractions`, `--name`, `--baseline` replace.
  */
-export function withCommandLine(spec: SweepSpec, cli: { grid: GridAxis[]; seeds?: number; fractions?: number[]; name?: string; baseline?: string }): SweepSpec {
+export function withCommandLine(
+  spec: SweepSpec,
+  cli: { grid: GridAxis[]; set?: string[]; seeds?: number; fractions?: number[]; name?: string; baseline?: string },
+): SweepSpec {
+  const cliSet = (cli.set ?? []).map((text) => `${parseOverride(text).path.join('.')}=${text.slice(text.indexOf('=') + 1)}`);
+  const set = [...(spec.set ?? []).filter((t) => !cliSet.some((c) => keyOf(c) === keyOf(t))), ...cliSet];
   const keys = cli.grid.map((a) => a.key);
   const repeated = keys.find((k, i) => keys.indexOf(k) !== i);
   if (repeated) throw badInput(`--grid ${repeated} is given twice`, { fix: 'list all its values in one --grid KEY=V1,V2' });
@@ -191,6 +209,7 @@ export function withCommandLine(spec: SweepSpec, cli: { grid: GridAxis[]; seeds?
   return {
     ...spec,
     grid,
+    set,
     seeds: cli.seeds ?? spec.seeds,
     fractions: cli.fractions ?? spec.fractions,
     name: cli.name ?? spec.name,
