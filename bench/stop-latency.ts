@@ -906,7 +906,7 @@ async function main(): Promise<void> {
       // Chain C: double SIGTERM.
       const c = join(tmp, 'tiny-C');
       if (fits('tiny (2×)', 25)) {
-        const r = await runProc({ label: 'C fresh with the delay: (2×) SIGTERM in step 1\'s host work, again 1 s later', args: fresh(c), env: delayEnv, runDir: c, timeoutS: TINY_T, trigger: { kind: 'idle', target: 1 }, secondAfterMs: 1000 });
+        const r = await runProc({ label: 'C fresh with the delay: (2×) SIGTERM in step 1\'s host work, again 3 s later (past the 2 s duplicate window)', args: fresh(c), env: delayEnv, runDir: c, timeoutS: TINY_T, trigger: { kind: 'idle', target: 1 }, secondAfterMs: 3000 });
         stops.push(analyzeStop('tiny', '(2×) double SIGTERM', 'tiny C', r, 1, opts.delayMs));
       }
       // Chain B: (2) with the delay, then resume 2 steps from the abandoned first step.

@@ -63,8 +63,8 @@ test('SIGTERM (delivered twice) during a step whose host work outlasts stop_grac
     stderr += chunk.toString();
     if (!signalledAt && /soap-train: run /.test(stderr)) {
       signalledAt = performance.now();
-      // Twice, as on a Slurm preemption (the job's processes and the batch script's forward):
-      // the repeat must not turn the graceful stop into an exit without a checkpoint.
+      // Twice at once, as on a Slurm preemption (the job's processes and the batch script's
+      // forward): the duplicate must not turn the graceful stop into an exit without a checkpoint.
       child.kill('SIGTERM');
       child.kill('SIGTERM');
     }

@@ -47,6 +47,9 @@ export function resumeCommand(): Command {
     });
 }
 
+/** A SIGTERM this soon after the first counts as the same request delivered twice, not a second one. */
+const DUPLICATE_SIGTERM_MS = 2000;
+
 /** Runs one training job (new or resumed); resolves to the process exit code. */
 export async function runTrain(opts: TrainOptions, how: { fromRunDir?: boolean } = {}): Promise<number> {
   const overrides = opts.set.map(parseOverride);
@@ -57,17 +60,20 @@ export async function runTrain(opts: TrainOptions, how: { fromRunDir?: boolean }
   const runDir = chooseRunDir({ runDir: opts.runDir, name: opts.name, configFile: loaded.file });
 
   const stop = new AbortController();
+  let firstSignalAt = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     if (stop.signal.aborted) {
-      // A second Ctrl-C is a person who does not want to wait for the checkpoint. A repeated
-      // SIGTERM is not: on preemption Slurm signals every process of the job while the batch
-      // script forwards its own, so the trainer can see two; quitting then would lose the step.
-      if (signal === 'SIGINT') process.exit(EXIT.interrupted);
-      process.stderr.write(`soap-train: ${signal} again: still writing the checkpoint (Ctrl-C twice or SIGKILL to quit now)\n`);
-      return;
+      // A second signal quits at once, without the checkpoint. Except the same SIGTERM delivered
+      // twice: on preemption Slurm signals every process of the job while the batch script
+      // forwards its own, so the trainer can see two within moments of each other.
+      if (signal === 'SIGTERM' && performance.now() - firstSignalAt < DUPLICATE_SIGTERM_MS) {
+        process.stderr.write('soap-train: SIGTERM again (a duplicate delivery): still writing the checkpoint\n');
+        return;
+      }
+      process.exit(EXIT.interrupted);
     }
-    const again = signal === 'SIGINT' ? 'Ctrl-C again to quit now' : 'Ctrl-C twice or SIGKILL to quit now';
-    process.stderr.write(`\nsoap-train: ${signal}: finishing the current step and writing a checkpoint (${again})\n`);
+    firstSignalAt = performance.now();
+    process.stderr.write(`\nsoap-train: ${signal}: finishing the current step and writing a checkpoint (again to quit now)\n`);
     stop.abort(signal);
   };
   process.on('SIGINT', onSignal);
