@@ -25,6 +25,11 @@ export interface CheckpointPolicy {
 export class CheckpointManager {
   /** Step of the newest checkpoint on disk that this run wrote or resumed from; -1: none. */
   private lastSaved: number;
+
+  /** Step of the newest checkpoint on disk that this run wrote or resumed from; -1: none. */
+  get newestStep(): number {
+    return this.lastSaved;
+  }
   /** performance.now() of the last save, or of the start. */
   private lastSavedAt = performance.now();
   /** Wall seconds of the slowest save so far: what a deadline must leave room for. */

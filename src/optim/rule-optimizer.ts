@@ -31,6 +31,39 @@ export interface AsyncStepOptions {
   onProgress?(p: PoolProgress): void;
 }
 
+/**
+ * The step's signal aborted between two parameters' updates: `updated` of `total` parameters
+ * (and their optimizer state) already hold this step's values, the others the previous step's.
+ * The in-memory state is then no step's state: it must not be checkpointed (the newest
+ * checkpoint on disk is what a resume continues from).
+ */
+export class PartialStepError extends Error {
+  constructor(
+    readonly updated: number,
+    readonly total: number,
+    readonly reason: unknown,
+  ) {
+    super(`step abandoned after updating ${updated} of ${total} parameters`);
+    this.name = 'PartialStepError';
+  }
+}
+
+/**
+ * Test hook, never set by users: block this many milliseconds after each parameter's update in
+ * `applyGradientsAsync`, as slow synchronous device work would, so a test can stop a run in the
+ * middle of a step's updates.
+ */
+const TEST_UPDATE_DELAY_MS = Number(process.env.SOAP_TRAIN_TEST_UPDATE_DELAY_MS ?? 0);
+
+/**
+ * Lets the event loop run (signal handlers, timers, progress) between two pieces of synchronous
+ * device work: on wasm one parameter's update at 360m width is seconds of matMuls, a whole
+ * step's tens of seconds.
+ */
+function yieldTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export interface RuleOptimizerOptions {
   /** Registry name, e.g. `soap`. */
   type: string;
@@ -94,25 +127,38 @@ export class RuleOptimizer extends tf.Optimizer {
   /**
    * The same step with every parameter's host linear algebra computed together in `pool`
    * (largest first, in parallel, off this thread, so signals and progress keep flowing). The
-   * results equal `applyGradients`' bit for bit. Aborting `signal` while the pool works
-   * rejects with its reason and leaves parameters and state as they were.
+   * results equal `applyGradients`' bit for bit. The event loop runs between parameters.
+   * Aborting `signal` while the plans are made or the pool works rejects with its reason and
+   * leaves parameters and state as they were; aborting it during the updates rejects with a
+   * `PartialStepError` (some parameters already updated) at the next parameter boundary.
    */
   async applyGradientsAsync(variableGradients: Record<string, Tensor>, opts: AsyncStepOptions): Promise<void> {
     const { times, time } = phaseTimer();
     const items = this.items(variableGradients);
     const plans: Array<Planned | null> = [];
     try {
-      for (const item of items) plans.push(this.plan(item, time));
+      for (const item of items) {
+        plans.push(this.plan(item, time));
+        // Between parameters the event loop runs (signals, progress); an abort here is clean:
+        // nothing of this step has been applied yet.
+        await yieldTurn();
+        opts.signal?.throwIfAborted();
+      }
       const jobs = plans.flatMap((p) => (p ? p.jobs.map(([, job]) => job) : []));
       const start = performance.now();
       const results = await opts.pool.run(jobs, { signal: opts.signal, onProgress: opts.onProgress });
       times.refresh = (times.refresh ?? 0) + performance.now() - start;
       let next = 0;
-      items.forEach((item, i) => {
+      for (let i = 0; i < items.length; i++) {
         const p = plans[i];
         const mine = p ? results.slice(next, (next += p.jobs.length)) : [];
-        this.update(item, time, p && { results: keyed(p.jobs, mine), carry: p.carry });
-      });
+        this.update(items[i], time, p && { results: keyed(p.jobs, mine), carry: p.carry });
+        if (TEST_UPDATE_DELAY_MS > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, TEST_UPDATE_DELAY_MS);
+        if (i + 1 < items.length) {
+          await yieldTurn();
+          if (opts.signal?.aborted) throw new PartialStepError(i + 1, items.length, opts.signal.reason);
+        }
+      }
     } finally {
       plans.forEach((p, i) => p && disposeCarry(p.carry, this.states.get(items[i].name)));
     }

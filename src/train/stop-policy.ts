@@ -2,10 +2,12 @@
  * When a run must stop early, and whether the step in flight may finish first.
  *
  * - A stop request (SIGINT/SIGTERM → `signal`): the step in flight finishes and a checkpoint is
- *   written if both fit in `train.stop_grace_s`; the host linear algebra of a long step (the
- *   only part that can be interrupted: it runs in the worker pool) is abandoned when finishing
- *   it would leave no room for the checkpoint. Parameters and optimizer state change only when
- *   a step's updates run, after its host work, so an abandoned step changes nothing.
+ *   written if both fit in `train.stop_grace_s`; otherwise the step is abandoned when finishing
+ *   it would leave no room for the checkpoint: its host linear algebra in the worker pool at
+ *   once, its device work at the next micro-batch or parameter boundary (the event loop runs
+ *   there). Before the updates start nothing of the step is applied, and the last finished step
+ *   is checkpointed; once some parameters are updated the state in memory is no step's, so
+ *   nothing is saved and a resume continues from the newest checkpoint on disk.
  * - A time limit (`train.max_wall_s`, counted from the process start like a scheduler's): no
  *   step starts unless it and a checkpoint fit before the limit, and a step's host work is
  *   abandoned when it runs into the room the checkpoint needs.

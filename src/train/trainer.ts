@@ -31,6 +31,7 @@ import { checkpointBytes, type LoadedCheckpoint } from '../checkpoint/checkpoint
 import { CheckpointManager } from '../checkpoint/manager.js';
 import { restoreOptimizer, restoreParams } from '../checkpoint/state.js';
 import { SoapTrainError } from '../errors.js';
+import { PartialStepError } from '../optim/rule-optimizer.js';
 import { RunBoard } from '../tensorboard/run-board.js';
 import { evaluate } from './evaluate.js';
 import type { RunEventHandler } from './events.js';
@@ -132,6 +133,8 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
     logger,
   });
   let lastStepS = 0;
+  /** Set when a step was abandoned between two parameters' updates (nothing may be saved then). */
+  let partialStep: PartialStepError | null = null;
 
   logger.info({ event: 'start', step: progress.step, steps: t.steps, tokens_per_step: tokensPerStep, backend: setup.backend, resumed: resume !== null }, 'training');
   try {
@@ -144,7 +147,7 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
       }
       const lr = config.optimizer.lr * schedule(step);
       const started = performance.now();
-      const result = await trainStep({
+      const outcome = await trainStep({
         params,
         model: config.model,
         optimizer,
@@ -157,14 +160,26 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
         hostWork: { pool, signal: stop.hostSignal, onProgress: hostProgress.reporter(step + 1) },
       }).catch((err: unknown) => {
         if (!stop.abandoned) throw err;
-        return null;
+        return err instanceof PartialStepError ? err : null;
       });
       const stepS = (performance.now() - started) / 1000;
+      const result = outcome instanceof PartialStepError ? null : outcome;
+      if (outcome instanceof PartialStepError) partialStep = outcome;
       if (result === null) {
-        // Abandoned in its host work: nothing of it was applied; the last finished step is checkpointed.
-        logger.warn({ event: 'step_abandoned', step: step + 1, reason: stop.abandoned, lost_s: stepS }, 'step abandoned');
-        report({ type: 'warning', message: `step ${step + 1} abandoned (${stop.abandoned === 'signal' ? 'it would not finish within train.stop_grace_s' : 'train.max_wall_s'}): ${stepS.toFixed(1)}s of work lost` });
+        const why = stop.abandoned === 'signal' ? 'it would not finish within train.stop_grace_s' : 'train.max_wall_s';
         status = stop.abandoned === 'signal' ? 'interrupted' : 'time_limit';
+        if (partialStep) {
+          // Stopped between two parameters' updates: the state in memory is no step's, so it is
+          // not saved; a resume continues from the newest checkpoint on disk.
+          const from = checkpoints.newestStep;
+          const lostSteps = progress.step - Math.max(from, 0) + 1;
+          logger.warn({ event: 'step_abandoned', step: step + 1, reason: stop.abandoned, lost_s: stepS, updated: partialStep.updated, of: partialStep.total, resume_from_step: from, lost_steps: lostSteps }, 'step abandoned during its updates: no checkpoint');
+          report({ type: 'warning', message: `step ${step + 1} abandoned during its updates (${why}): not checkpointed; a resume continues from ${from >= 0 ? `step ${from}` : 'the start'} (${lostSteps} step(s) lost)` });
+        } else {
+          // Abandoned before any update: nothing of it was applied; the last finished step is checkpointed.
+          logger.warn({ event: 'step_abandoned', step: step + 1, reason: stop.abandoned, lost_s: stepS }, 'step abandoned');
+          report({ type: 'warning', message: `step ${step + 1} abandoned (${why}): ${stepS.toFixed(1)}s of work lost` });
+        }
         break;
       }
       stop.endStep();
@@ -220,7 +235,7 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
       }
     }
     if (status === 'completed' && progress.last_eval_step !== progress.step) runEval();
-    await checkpoint();
+    if (!partialStep) await checkpoint();
   } catch (err) {
     status = 'failed';
     throw err;
