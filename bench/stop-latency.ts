@@ -19,7 +19,8 @@
  *   (3) refresh   during a refresh step's host work (QR of the power step, in the pool).
  *   (4) ckpt      right after a checkpoint write: SIGTERM 0.2 s after log.jsonl has the
  *                 `checkpoint` event (polled every 50 ms); the next step has just started.
- *   (2×)          (2), plus a second SIGTERM 1 s after the first: must exit at once with 130.
+ *   (2×)          (2), plus a second SIGTERM 3 s after the first (past the 2 s window in which a
+ *                 repeated SIGTERM counts as a duplicate delivery): must exit at once with 130.
  *
  * "During host work" is found by watching the child's main thread: forward+backward and the
  * optimizer's device work run synchronously on it (100 % of a core), while the pool works it
