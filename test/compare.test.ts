@@ -197,6 +197,18 @@ test('compareRuns: fit family against a baseline, answers computed independently
   assert.match(low.note ?? '', /below the fitted asymptote/);
 });
 
+test('compareRuns: a fit with α at its lower bound (losses linear in log n) is flagged as degenerate', () => {
+  // L = 5 − 0.4·ln n exactly: the power law can only approach it as α → 0 (E → −∞).
+  const family = [120, 180, 240].map((n) => fakeRun({ name: `adamw-${n}`, optimizer: 'adamw', steps: n, final: 5 - 0.4 * Math.log(n) }));
+  const fam = compareRuns(family[2], family).results.find((r) => r.method === 'fit');
+  assert.ok(fam?.fit && fam.fit.alpha <= 2e-3, `α = ${fam?.fit?.alpha}`);
+  assert.match(fam.note ?? '', /degenerate fit/);
+  // A healthy fit has no such note (the test above: note null).
+  const L = law(1.8, 12, 0.45);
+  const healthy = [60, 90, 120].map((n) => fakeRun({ name: `soap-${n}`, steps: n, final: L(n) }));
+  assert.doesNotMatch(compareRuns(healthy[2], healthy).results.find((r) => r.method === 'fit')?.note ?? '', /degenerate/);
+});
+
 test('compareRuns: the baseline joins its family (AdamW fractions); families of 2 and in-progress runs use the crossing', () => {
   const L = law(2.0, 8, 0.5);
   const baseline = fakeRun({ name: 'adamw-400', optimizer: 'adamw', steps: 400, final: L(400), secondsPerStep: 2 });

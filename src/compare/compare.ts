@@ -19,7 +19,7 @@ import { runPaths } from '../run/run-dir.js';
 import type { RunRecord, RunStatus } from '../run/read-run.js';
 import { firstCrossing } from './crossing.js';
 import { groupFamilies } from './families.js';
-import { fitPowerLaw, stepsToLoss, type PowerLawFit } from './power-law.js';
+import { ALPHA_MIN, fitPowerLaw, stepsToLoss, type PowerLawFit } from './power-law.js';
 
 export interface CompareBaseline {
   run: string;
@@ -118,6 +118,7 @@ export function compareRuns(baseline: RunRecord, runs: RunRecord[]): CompareResu
         const notes = [
           ...(left.length > 0 ? [`not in the fit (schedule not finished): ${left.map((r) => `${r.name} (${r.status})`).join(', ')}`] : []),
           ...(steps === null ? [`target ${target.toFixed(4)} is at or below the fitted asymptote E = ${fit.E.toFixed(4)}`] : []),
+          ...(degenerateFit(fit) ? [`degenerate fit: α = ${fit.alpha.toPrecision(2)} at its lower bound (the losses fall about linearly in log n), so E = ${fit.E.toFixed(2)} means nothing; trust steps to target only inside the family's range`] : []),
         ];
         results.push({
           runs: members.map((r) => r.name),
@@ -171,4 +172,13 @@ export function compareRuns(baseline: RunRecord, runs: RunRecord[]): CompareResu
     }
   }
   return { baseline: base, results };
+}
+
+/**
+ * A fit whose α sits at the search's lower bound: L(n) = E + A·n^−α then degenerates into
+ * E + A − A·α·ln n, a straight line in log n whose E and A are arbitrary (only A·α is
+ * determined), so extrapolating it far is meaningless. Seen with three nearly log-linear points.
+ */
+function degenerateFit(fit: PowerLawFit): boolean {
+  return fit.alpha <= 2 * ALPHA_MIN;
 }

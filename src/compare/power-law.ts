@@ -26,7 +26,7 @@ export interface FitPoint {
 }
 
 /** Search range for α: below 1e-3 the curve is flat (E and A collinear); above 8 it is a step. */
-const ALPHA_MIN = 1e-3;
+export const ALPHA_MIN = 1e-3;
 const ALPHA_MAX = 8;
 const GRID_POINTS = 4001;
 const GOLDEN_ITERATIONS = 200;
