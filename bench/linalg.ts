@@ -3,9 +3,10 @@
  * (src/optim/linalg/native.ts, OpenBLAS on one thread, as each job of the pool runs it) in
  * float64 and float32, the TypeScript eigh and Householder QR, the float32 blocked QR on the
  * wasm backend (SOAP's refresh without the binding), and numpy's np.linalg.eigh / qr (float64)
- * single-threaded and on all cores, in the same run; then the pool row: the eighs of one 360m
- * layer's first SOAP step through `LinalgPool` with 1 worker and with one per core. Prints two
- * tables and writes bench/results/linalg.json.
+ * single-threaded and on all cores, in the same run; then the pool rows: one 360m
+ * layer's host jobs through `LinalgPool` with 1 worker and with one per core (the first SOAP step
+ * by full eigh and as planned now, a SOAP refresh, a Shampoo refresh). Prints two tables and
+ * writes bench/results/linalg.json.
  *
  *     node --import tsx bench/linalg.ts [sizes…] [--skip N,…] [--ts-max N] [--budget S] [--no-pool]
  *
@@ -207,14 +208,34 @@ function measure(n: number, tsMax: number, py: string | null): Row {
   };
 }
 
-/** The pool row: one 360m layer's first-step eighs (4 attention 1024² × 2 sides, 2 MLP 1024×4096 → 2×1024 + 2×4096). */
-async function poolRow(): Promise<PoolRow> {
+/** One pool row: a set of one 360m layer's host jobs, and how to make a fresh copy of them. */
+interface PoolSet {
+  label: string;
+  jobs: () => HostJob[];
+}
+
+/**
+ * The pool rows, one 360m layer each (4 attention 1024² matrices, 2 MLP 1024×4096 ones): the
+ * first-step eighs of the full-eigh path (2×4096 + 10×1024), the first step as SOAP now plans it
+ * (the MLP pairs by the low-rank path), SOAP's refresh QRs (float32) and Shampoo's inverse roots.
+ */
+function poolSets(): PoolSet[] {
   const big = randomSymmetric(4096, 4096);
   const small = randomSymmetric(1024, 1024);
-  const jobs = (): HostJob[] => [
-    ...Array.from({ length: 2 }, (): HostJob => ({ op: 'eigh', n: 4096, a: Float64Array.from(big) })),
-    ...Array.from({ length: 10 }, (): HostJob => ({ op: 'eigh', n: 1024, a: Float64Array.from(small) })),
+  const g = randomMatrix(1024, 4096, 4097);
+  const sq32 = (n: number, seed: number) => Float32Array.from(randomMatrix(n, n, seed));
+  const [q4096, q1024] = [sq32(4096, 11), sq32(1024, 12)];
+  const times = <T,>(k: number, make: () => T): T[] => Array.from({ length: k }, make);
+  return [
+    { label: 'SOAP first step, full eigh: 2× eigh 4096 + 10× eigh 1024, float64', jobs: () => [...times(2, (): HostJob => ({ op: 'eigh', n: 4096, a: Float64Array.from(big) })), ...times(10, (): HostJob => ({ op: 'eigh', n: 1024, a: Float64Array.from(small) }))] },
+    { label: 'SOAP first step as planned now: 2× gram_eigh 1024×4096 + 8× eigh 1024', jobs: () => [...times(2, (): HostJob => ({ op: 'gram_eigh', rows: 1024, cols: 4096, g: Float64Array.from(g), left: true, right: true })), ...times(8, (): HostJob => ({ op: 'eigh', n: 1024, a: Float64Array.from(small) }))] },
+    { label: 'SOAP refresh: 2× QR 4096 + 10× QR 1024, float32', jobs: () => [...times(2, (): HostJob => ({ op: 'qr', n: 4096, a: Float32Array.from(q4096) })), ...times(10, (): HostJob => ({ op: 'qr', n: 1024, a: Float32Array.from(q1024) }))] },
+    { label: 'Shampoo refresh: 2× inverse root 4096 + 10× 1024 (eigh f64 + f32 reassembly)', jobs: () => [...times(2, (): HostJob => ({ op: 'inverse_root', n: 4096, a: Float64Array.from(big), root: 2.5, epsilon: 1e-12 })), ...times(10, (): HostJob => ({ op: 'inverse_root', n: 1024, a: Float64Array.from(small), root: 2.5, epsilon: 1e-12 }))] },
   ];
+}
+
+/** One set's time on 1 worker and on one per core (workers started before the clock). */
+async function poolRow(set: PoolSet): Promise<PoolRow> {
   const ms: Record<string, number> = {};
   for (const k of [...new Set([1, CORES])]) {
     const pool = new LinalgPool(k);
@@ -222,16 +243,16 @@ async function poolRow(): Promise<PoolRow> {
       // Start the workers (and load the binding in each) before timing.
       const tiny = randomSymmetric(8, 8);
       await pool.run(Array.from({ length: k }, (): HostJob => ({ op: 'eigh', n: 8, a: Float64Array.from(tiny) })));
-      const batch = jobs();
+      const batch = set.jobs();
       const start = performance.now();
       await pool.run(batch);
       ms[k] = performance.now() - start;
     } finally {
       await pool.terminate();
     }
-    console.log(`  pool ${k} worker${k === 1 ? '' : 's'}: ${(ms[k] / 1000).toFixed(1)} s`);
+    console.log(`  ${set.label}: ${k} worker${k === 1 ? '' : 's'} ${(ms[k] / 1000).toFixed(1)} s`);
   }
-  return { jobs: '2× eigh 4096 + 10× eigh 1024, float64', ms, ratio: ms[CORES] / ms[1] };
+  return { jobs: set.label, ms, ratio: ms[CORES] / ms[1] };
 }
 
 /** Finish time of `jobs` (durations) on `workers`, each job to the first free worker, largest first (the pool's order). */
@@ -275,12 +296,13 @@ async function main(): Promise<void> {
   }
   const rows: Row[] = [];
   const skipped: string[] = [];
-  let poolResult: PoolRow | null = null;
+  let poolResult: PoolRow[] | null = null;
   const largest = sizes[sizes.length - 1];
   const runPool = async () => {
     if (!pool || !lapack) return;
-    console.log('pool row: one 360m layer’s first-step eighs (2×4096 + 10×1024, float64)');
-    poolResult = await poolRow();
+    console.log('pool rows: one 360m layer’s host jobs on 1 worker and on one per core');
+    poolResult = [];
+    for (const set of poolSets()) poolResult.push(await poolRow(set));
   };
   for (const n of sizes) {
     // With the default sizes the largest (5632) comes last, after the pool row, and only within the budget.
@@ -324,14 +346,17 @@ async function main(): Promise<void> {
     lines.push(`TS and wasm columns only up to n=${tsMax} (--ts-max): the TypeScript eigh takes many minutes beyond${est}`);
   }
   for (const s of skipped) lines.push(s);
-  const p = poolResult as PoolRow | null;
+  const p = poolResult as PoolRow[] | null;
   if (p) {
-    const parts = Object.entries(p.ms).map(([k, ms]) => `${k} worker${k === '1' ? '' : 's'} ${sec(ms, 0)} s`);
     const e4 = rows.find((r) => r.n === 4096)?.native_eigh64_ms;
     const e1 = rows.find((r) => r.n === 1024)?.native_eigh64_ms;
-    const ideal = e4 && e1 ? ` (ideal ${(lptMakespan([e4, e4, ...Array<number>(10).fill(e1)], CORES) / (2 * e4 + 10 * e1)).toFixed(2)} from the single-job times above, largest first)` : '';
-    lines.push(`pool (LinalgPool.run, LAPACK 1 thread per job; ${p.jobs} = one 360m layer's first SOAP step): ${parts.join(', ')}; ratio ${CORES}/1 = ${p.ratio.toFixed(2)}${ideal}`);
-  } else if (pool) lines.push('pool row: skipped (no native LAPACK)');
+    const ideal = e4 && e1 ? ` (ideal ${(lptMakespan([e4, e4, ...Array<number>(10).fill(e1)], CORES) / (2 * e4 + 10 * e1)).toFixed(2)} for the first from the single-job times above, largest first)` : '';
+    lines.push(`pool (LinalgPool.run, LAPACK 1 thread per job; one 360m layer's jobs; ratio = ${CORES} workers ÷ 1)${ideal}:`);
+    for (const row of p) {
+      const parts = Object.entries(row.ms).map(([k, ms]) => `${k} worker${k === '1' ? '' : 's'} ${sec(ms, 0)} s`);
+      lines.push(`  ${row.jobs}: ${parts.join(', ')}; ratio ${row.ratio.toFixed(2)}`);
+    }
+  } else if (pool) lines.push('pool rows: skipped (no native LAPACK)');
   lines.push(`load average (1/5/15 min) at start ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, at end ${loadAfter.map((x) => x.toFixed(2)).join(' ')}; ${CORES} cores; total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   console.log('\n' + [...header, ...lines].join('\n'));
 
