@@ -7,7 +7,8 @@ tokens, to measure tokens/s on this CPU. Needs Debian's python3-torch (and libop
 for a fast BLAS): run it with /usr/bin/python3.
 
   /usr/bin/python3 bench/peers/torch_gpt.py --d-model 256 --n-layers 4 --n-heads 4 --seq-len 256 --batch 16 --vocab 256
-Prints one JSON line: {"tokens_per_s": ..., "step_ms_median": ..., "params": ...}.
+Prints one JSON line: {"tokens_per_s": ..., "step_ms_median": ..., "step_ms_p10"/"p90"/"min"/"max",
+"first_step_ms", "peak_rss_mib", "params": ...} (npm run bench reads it: bench/speed/peer.ts).
 
 Provenance: copied unchanged (apart from this docstring) from the team's peer script
 torch_gpt.py (sha256 9ee679c968399ddd79d2809a4579ceee6e5c63ca7935c43776024baf35816188 before
@@ -15,7 +16,7 @@ these edits) on 2026-12-02; written for torch 1.13 (Debian bookworm's python3-to
 test/fixtures/gen/model_parity.py imports GPT from this file to make
 test/fixtures/model/parity_small.json: a change to the model here needs that fixture remade.
 """
-import argparse, json, math, statistics, time
+import argparse, json, math, resource, statistics, time
 
 import torch
 import torch.nn as nn
@@ -100,6 +101,7 @@ def main():
     model = GPT(a.vocab, a.d_model, a.n_layers, a.n_heads, a.mlp or 4 * a.d_model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.95, 0.95), weight_decay=0.1)
     times = []
+    first_step_ms = None
     for step in range(a.warmup + a.steps):
         idx = torch.randint(0, a.vocab, (a.batch, a.seq_len + 1))
         t0 = time.perf_counter()
@@ -107,10 +109,18 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if step == 0:
+            first_step_ms = (time.perf_counter() - t0) * 1e3
         if step >= a.warmup:
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
+    # Spread and memory for the benchmark table (quantiles: linear interpolation, as numpy's).
+    ms = sorted(t * 1e3 for t in times)
+    q = lambda p: ms[0] if len(ms) == 1 else statistics.quantiles(ms, n=10, method="inclusive")[p // 10 - 1]
     print(json.dumps({"tokens_per_s": a.batch * a.seq_len / med, "step_ms_median": med * 1e3,
+                      "step_ms_p10": q(10), "step_ms_p90": q(90), "step_ms_min": ms[0], "step_ms_max": ms[-1],
+                      "first_step_ms": first_step_ms,
+                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "params": sum(t.numel() for t in model.parameters()),
                       "threads": torch.get_num_threads(), "torch": torch.__version__,
                       "final_loss": float(loss)}))

@@ -87,6 +87,11 @@ export class RuleOptimizer extends tf.Optimizer {
   /** Phase timings of the last step (e.g. `{refresh: 12.5}`); empty when nothing was timed. */
   lastPhaseTimes: PhaseTimes = {};
 
+  /** Whether the rule plans host linear algebra (SOAP, Shampoo): then a worker pool is worth starting early. */
+  get usesHostWork(): boolean {
+    return this.rule.plan !== undefined;
+  }
+
   constructor(rule: UpdateRule, options: RuleOptimizerOptions) {
     super();
     this.rule = rule;

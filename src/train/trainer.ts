@@ -80,6 +80,8 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
   if (resume) restoreOptimizer(optimizer, resume.meta.optimizer.counters, resume);
   const progress = startingProgress(resume?.meta ?? null);
   const pool = new LinalgPool();
+  // Started now, its workers load while the model initialises, not inside the first step.
+  if (optimizer.usesHostWork) pool.start();
   const hostProgress = new HostWorkProgress(logger, report);
   let interval: Interval = emptyInterval();
   let status: RunSummary['status'] = 'completed';

@@ -5,16 +5,20 @@
  *
  * - Inputs are transferred to the worker and results transferred back (no copies).
  * - Jobs are dispatched largest first to whichever worker is free; results are returned in
- *   the order of the jobs. A job is a pure function (host-jobs.ts), so the results do not
+ *   the order of the jobs. A job is a pure function (job-runner.ts), so the results do not
  *   depend on the number of workers or their timing.
  * - Each worker runs its LAPACK single-threaded: the pool is the parallelism.
  * - Aborting (`signal`) terminates the workers (a decomposition cannot be interrupted
  *   otherwise); the next `run` starts fresh ones.
  * - Idle workers do not keep the process alive.
+ * - Workers start at the first `run`, or earlier with `start()`: a worker takes 0.1–0.5 s to
+ *   load its modules, which a caller that knows host work is coming can overlap with its own.
  */
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { hostJobBuffers, hostJobFlops, runHostJob, type HostJob, type HostResult } from './host-jobs.js';
+import { hostJobBuffers, hostJobFlops, runHostJob, type HostJob, type HostResult } from './job-runner.js';
 
 export interface PoolProgress {
   done: number;
@@ -35,14 +39,19 @@ type Reply = { id: number; result: HostResult } | { id: number; error: string };
 /**
  * How to start a worker: the compiled `pool-worker.js` beside this file, or, when running from
  * the TypeScript sources through tsx, a bootstrap that registers tsx's loader inside the worker
- * first (Node 20 does not carry a parent's module hooks into worker threads).
+ * first (Node 20 does not carry a parent's module hooks into worker threads). The bootstrap uses
+ * tsx's require() hook rather than its ESM loader: the ESM loader's `register()` starts a
+ * module-hooks thread per worker (≈ 0.2–0.4 s each, measured), while the require hook runs in
+ * the worker itself (the worker's modules import nothing that needs ESM: no top-level await).
  */
 function startWorker(): Worker {
   const self = import.meta.url;
   if (!self.endsWith('.ts')) return new Worker(new URL('./pool-worker.js', self));
   const bootstrap = `const { workerData: d } = require('node:worker_threads');
-import(d.tsx).then((m) => { m.register(); return import(d.entry); });`;
-  return new Worker(bootstrap, { eval: true, workerData: { tsx: import.meta.resolve('tsx/esm/api'), entry: new URL('./pool-worker.ts', self).href } });
+require(d.tsx).register();
+require(d.entry);`;
+  const tsx = createRequire(self).resolve('tsx/cjs/api');
+  return new Worker(bootstrap, { eval: true, workerData: { tsx, entry: fileURLToPath(new URL('./pool-worker.ts', self)) } });
 }
 
 /** Worker count: `SOAP_TRAIN_LINALG_WORKERS` if set, else one per core. */
@@ -137,6 +146,16 @@ export class LinalgPool {
       for (const w of this.workers) w.unref();
     }
     return results;
+  }
+
+  /**
+   * Starts every worker now instead of at the first `run`, so that their start-up (a thread,
+   * the job runner's modules, the LAPACK binding) runs while the caller does other work, e.g.
+   * a trainer's first forward and backward pass before its first optimizer step. Idempotent;
+   * idle workers do not keep the process alive.
+   */
+  start(): void {
+    this.ensureWorkers(this.size);
   }
 
   private ensureWorkers(count: number): Worker[] {
