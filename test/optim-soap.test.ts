@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createOptimizer, tf } from '../src/index.js';
+import { selectBackend } from '../src/backend/select.js';
+import { loadNativeLapack } from '../src/optim/linalg/native.js';
 import { soapLayout, soapSchema } from '../src/optim/soap.js';
+import { setProductPlacement, type ProductPlacement } from '../src/optim/tensor-modes.js';
 import { loadFixture, replayFixture } from './helpers/fixtures.js';
 import { normalRng, randomOrthogonal } from './helpers/random.js';
 
@@ -241,3 +244,56 @@ test('first bases through the low-rank path (TypeScript linear algebra): each Q 
     else process.env.SOAP_TRAIN_NATIVE = saved;
   }
 });
+
+/**
+ * Every parameter after each of 11 SOAP calls (refresh every 3, so three refreshes) with seeded
+ * gradients, its products placed as given. Every first statistic has full rank (square and 3-D
+ * weights, no 1-D factor): a null space would let each placement's rounding pick its own
+ * eigenbasis for it, a legitimate divergence (test/fixtures/optim/README.md).
+ */
+function placedTrajectory(placement: ProductPlacement, tag: string): number[][] {
+  const shapes: Record<string, number[]> = { w: [12, 12], v: [20, 20], k: [3, 4, 5], b: [7] };
+  const rng = normalRng(31);
+  const vars = Object.fromEntries(
+    Object.entries(shapes).map(([k, s]) => [k, tf.variable(tf.tensor(Float32Array.from({ length: s.reduce((a, c) => a * c) }, rng), s), true, `soap_place_${tag}_${placement}.${k}`)]),
+  );
+  const opt = createOptimizer({ type: 'soap', lr: 0.01, precondition_frequency: 3 });
+  const out: number[][] = [];
+  setProductPlacement(placement);
+  try {
+    for (let call = 0; call < 11; call++) {
+      const grads = Object.fromEntries(
+        Object.entries(shapes).map(([k, s]) => [vars[k].name, tf.tensor(Float32Array.from({ length: s.reduce((a, c) => a * c) }, rng), s)]),
+      );
+      opt.applyGradients(grads);
+      tf.dispose(Object.values(grads));
+      out.push(Object.values(vars).flatMap((v) => [...v.dataSync()]));
+    }
+  } finally {
+    setProductPlacement(null);
+    opt.dispose();
+    tf.dispose(Object.values(vars));
+  }
+  return out;
+}
+
+test(
+  'products on the host (native ?gemm, heap views on wasm) and on the device give one trajectory, refreshes included',
+  { skip: loadNativeLapack() ? false : 'the native BLAS is not built' },
+  async () => {
+    try {
+      for (const backend of ['cpu', 'wasm'] as const) {
+        await selectBackend(backend);
+        const device = placedTrajectory('device', backend);
+        const host = placedTrajectory('host', backend);
+        // Float32 rounding of differently ordered sums, carried through three refreshes: ~8e-8
+        // measured on both backends; a wrong transpose or order would be O(1).
+        const diff = maxRelDiff(device, host);
+        assert.ok(diff < 1e-6, `${backend}: host and device trajectories differ by ${diff}`);
+        assert.ok(diff > 0, `${backend}: the two placements gave identical bits, so one path did not run`);
+      }
+    } finally {
+      await selectBackend('cpu');
+    }
+  },
+);

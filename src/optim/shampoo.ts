@@ -41,7 +41,7 @@ import { betasOption, lrOption, optimizerSchema, weightDecayOption } from './com
 import { newtonInverseRoot, rationalExponent } from './linalg/newton-root.js';
 import { reassemble } from './linalg/roots.js';
 import { transpose } from './linalg/matrix.js';
-import { axisStatistic, hostToTensor, modeProduct, numel, type AxisMatrix } from './tensor-modes.js';
+import { axisStatistic, gramPair, hostToTensor, modeProduct, numel, type AxisMatrix } from './tensor-modes.js';
 import { accumulate, accumulatorCorrection, adamDirection, biasCorrection, decayWeights, descend, ema } from './transforms.js';
 import type { MatrixRequest, ParamState, UpdateContext, UpdatePlan, UpdateResult, UpdateRule } from './types.js';
 
@@ -350,7 +350,16 @@ export function shampooRule(config: ShampooConfig): UpdateRule {
   }
 }
 
-/** L ← β2·L + (1−β2)·stat(G) per preconditioned axis of a block (β2 = 1: a plain sum), null elsewhere. */
+/**
+ * L ← β2·L + (1−β2)·stat(G) per preconditioned axis of a block (β2 = 1: a plain sum), null
+ * elsewhere. For a matrix both statistics come from G scaled once by √(1−β2) (`gramPair`), which
+ * saves the multiply of each n×n statistic by 1−β2 (equal up to float32 rounding).
+ */
 function nextStatistics(grad: Tensor, state: ParamState, block: ShampooBlock, beta2: number): Array<Tensor | null> {
-  return block.precond.map((p, i) => (p ? accumulate(state.tensors[`GG_${block.key}${i}`], axisStatistic(grad, i), beta2) : null));
+  const prev = (i: number) => state.tensors[`GG_${block.key}${i}`];
+  if (grad.rank === 2 && beta2 < 1) {
+    const stats = gramPair(grad as tf.Tensor2D, Math.sqrt(1 - beta2), block.precond[0], block.precond[1]);
+    return stats.map((stat, i) => stat && tf.add(tf.mul(prev(i), beta2), stat));
+  }
+  return block.precond.map((p, i) => (p ? accumulate(prev(i), axisStatistic(grad, i), beta2) : null));
 }

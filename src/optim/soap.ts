@@ -12,16 +12,18 @@
  *                 L ← β_s L + (1−β_s) G Gᵀ ; R likewise
  *                 every f-th t: Rayleigh sort + power step + QR per factor (soap-refresh.ts)
  *
- * Statistics and bases (Q only; rotations into the basis are transposed matMuls) are float32
- * tensors used on the device every step. The host work of the first step and of each refresh
- * (float64 eigh, float32 QR) is requested by `plan` and computed for all parameters together,
- * in the worker pool (soap-refresh.ts, linalg/host-jobs.ts).
+ * Statistics and bases (Q only; rotations into the basis are transposed products) are float32
+ * tensors. Their products run where tensor-modes.ts's `productPlacement` says: on a CPU backend
+ * with the native BLAS, ?gemm on host copies (~5× XNNPACK's speed on wasm), else tf.matMul; the
+ * elementwise Adam arithmetic stays on the device. The decompositions of the first step and of
+ * each refresh (float64 eigh, float32 QR) are requested by `plan` and computed for all
+ * parameters together, in the worker pool (soap-refresh.ts, linalg/host-jobs.ts).
  */
 import { z } from 'zod';
 import { tf } from '../tf.js';
 import { betasOption, epsOption, lrOption, optimizerSchema, weightDecayOption } from './common.js';
-import { firstBasis, firstBasisRequests, permuteSecondMoment, planRefresh, refreshedBasis, transition } from './soap-refresh.js';
-import { axisStatistic, mergeDims, modeProduct, numel } from './tensor-modes.js';
+import { changeOfBasis, firstBasis, firstBasisRequests, permuteSecondMoment, planRefresh, refreshedBasis } from './soap-refresh.js';
+import { axisStatistic, gramPair, mergeDims, modeProduct, numel } from './tensor-modes.js';
 import { adamDirection, biasCorrectedStepSize, decayWeights, descend, ema, emaOfSquare } from './transforms.js';
 import type { MatrixRequest, ParamState, UpdateContext, UpdatePlan, UpdateResult, UpdateRule } from './types.js';
 
@@ -193,8 +195,8 @@ export function soapRule(config: SoapConfig): UpdateRule {
         ctx.time('refresh', () => {
           const fresh = bases.map((q, i) => q && refreshedBasis(planned, i, workShape[i]));
           expAvgSq = permuteSecondMoment(expAvgSq, planned, preconditioned);
-          // M lives in the rotated basis: carry it over, M ← M ×ᵢ (Q_newᵀ Q_old) on each axis.
-          expAvgNext = modeProduct(expAvg, fresh.map((q, i) => q && transition(q, bases[i]!)));
+          // M lives in the rotated basis: carry it over (Q_newᵀ·Q_old·M·Q_oldᵀ·Q_new for a matrix).
+          expAvgNext = changeOfBasis(expAvg, bases, fresh);
           fresh.forEach((q, i) => {
             if (q) tensors[`Q_${i}`] = q;
           });
@@ -214,20 +216,15 @@ export function soapRule(config: SoapConfig): UpdateRule {
 /**
  * The statistics after this gradient, per preconditioned axis (null elsewhere): the EMA
  * β_s·GG + (1−β_s)·stat(G), or (1−β_s)·stat(G) for the first gradient. For a matrix, G is scaled
- * once by √(1−β_s) and transposed once, and both L = G̃·G̃ᵀ and R = G̃ᵀ·G̃ are plain matMuls on that
- * pair; this saves the scalar multiply of each n×n statistic (small tensors make op count, not
- * flops, the cost).
+ * once by √(1−β_s) and both L = G̃·G̃ᵀ and R = G̃ᵀ·G̃ are products of that G̃ (`gramPair`); this
+ * saves the scalar multiply of each n×n statistic.
  */
 function nextStatistics(g: Tensor, state: ParamState, preconditioned: boolean[], shampooBeta: number, first: boolean): Array<Tensor | null> {
   const weight = 1 - shampooBeta;
-  let stats: Array<Tensor | null>;
-  if (g.rank === 2) {
-    const gs = tf.mul(g, Math.sqrt(weight)) as tf.Tensor2D;
-    const gsT = tf.transpose(gs);
-    stats = [preconditioned[0] ? tf.matMul(gs, gsT) : null, preconditioned[1] ? tf.matMul(gsT, gs) : null];
-  } else {
-    stats = preconditioned.map((p, i) => (p ? tf.mul(axisStatistic(g, i), weight) : null));
-  }
+  const stats: Array<Tensor | null> =
+    g.rank === 2
+      ? gramPair(g as tf.Tensor2D, Math.sqrt(weight), preconditioned[0], preconditioned[1])
+      : preconditioned.map((p, i) => (p ? tf.mul(axisStatistic(g, i), weight) : null));
   return stats.map((stat, i) => (stat === null || first ? stat : tf.add(tf.mul(state.tensors[`GG_${i}`], shampooBeta), stat)));
 }
 

@@ -167,7 +167,7 @@ function deviceQrFloats(n: number): number {
  *              its EMA (4) and the root with its Newton or reassembly working set (8)
  *   others     24·n + Σ 12·d²            (a registered optimizer this table does not know yet)
  */
-export function updateTransientBytes(section: OptimizerSection, shape: readonly number[], opts: { deviceQr: boolean }): number {
+export function updateTransientBytes(section: OptimizerSection, shape: readonly number[], opts: { deviceQr: boolean; hostProducts?: boolean }): number {
   const n = shape.reduce((a, b) => a * b, 1);
   const sumSquares = (dims: number[]): number => dims.reduce((a, b) => a + b * b, 0);
   switch (section.type) {
@@ -185,6 +185,14 @@ export function updateTransientBytes(section: OptimizerSection, shape: readonly 
       const p = dims.length;
       const stats = workShape.length === 2 ? 2 : p;
       const normalize = config.normalize_grads ? 4 : 0;
+      if (opts.hostProducts && workShape.length === 2) {
+        // The rotations run in OpenBLAS (tensor-modes.ts productPlacement 'host'): on the device
+        // only the moments' elementwise work and each uploaded product remain, plus a d² basis
+        // transition when the cheaper order needs one.
+        const cubes = dims.reduce((a, d) => a + d ** 3, 0);
+        const sumDims = dims.reduce((a, d) => a + d, 0);
+        return 4 * ((15 + 2 * p + normalize) * n + (cubes < n * sumDims ? sumSquares(dims) : 0));
+      }
       const qr = Math.max(0, ...dims.map((d) => (opts.deviceQr && d >= 64 ? deviceQrFloats(d) : d * d)));
       return 4 * ((14 + 4 * p + stats + normalize) * n + 9 * sumSquares(dims) + qr);
     }
@@ -264,8 +272,9 @@ export function planMemory(config: ExperimentConfig, backend: string, opts: Plan
     optimizer.dispose();
   }
   const deviceQr = opts.deviceQr ?? (backend === 'tensorflow' || loadNativeLapack() === null);
+  const hostProducts = (backend === 'wasm' || backend === 'cpu') && loadNativeLapack() !== null;
   const transient =
-    Math.max(...shapes.map((s) => updateTransientBytes(config.optimizer, s, { deviceQr }))) +
+    Math.max(...shapes.map((s) => updateTransientBytes(config.optimizer, s, { deviceQr, hostProducts }))) +
     shapes.reduce((sum, s) => sum + planCarryBytes(config.optimizer, s), 0);
   const W = 4 * params;
   const G = 4 * params;
