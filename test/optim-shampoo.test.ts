@@ -3,9 +3,8 @@ import { test } from 'node:test';
 import { createOptimizer, tf } from '../src/index.js';
 import { selectBackend } from '../src/backend/select.js';
 import { loadNativeLapack } from '../src/optim/linalg/native.js';
-import { setProductPlacement, type ProductPlacement } from '../src/optim/tensor-modes.js';
 import { loadFixture, replayFixture } from './helpers/fixtures.js';
-import { normalRng } from './helpers/random.js';
+import { placedTrajectory, type PlacedRun } from './helpers/placed-trajectory.js';
 
 test('Shampoo replays the float64 spec trace within its tolerance', () => {
   const fx = loadFixture('shampoo_basic.json');
@@ -77,32 +76,14 @@ test('Shampoo grafting none, β2 = 1 sums and 3-D parameters: finite, leak-free,
   tf.dispose(vars);
 });
 
-/** All parameters after each of 10 Shampoo steps (roots at 3, 6, 9) with seeded gradients, products placed as given. */
-function placedTrajectory(placement: ProductPlacement, tag: string): number[] {
-  // Full-rank statistics only: a null space makes the roots (λ + ε)^(−1/p) hinge on rounding.
-  const shapes: Record<string, number[]> = { w: [10, 10], v: [16, 16], k: [3, 4, 5], b: [6] };
-  const rng = normalRng(41);
-  const size = (s: number[]) => s.reduce((a, c) => a * c);
-  const vars = Object.fromEntries(
-    Object.entries(shapes).map(([k, s]) => [k, tf.variable(tf.tensor(Float32Array.from({ length: size(s) }, rng), s), true, `shampoo_place_${tag}_${placement}.${k}`)]),
-  );
-  const opt = createOptimizer({ type: 'shampoo', lr: 0.01, precondition_frequency: 3 });
-  const out: number[] = [];
-  setProductPlacement(placement);
-  try {
-    for (let step = 0; step < 10; step++) {
-      const grads = Object.fromEntries(Object.entries(shapes).map(([k, s]) => [vars[k].name, tf.tensor(Float32Array.from({ length: size(s) }, rng), s)]));
-      opt.applyGradients(grads);
-      tf.dispose(Object.values(grads));
-      out.push(...Object.values(vars).flatMap((v) => [...v.dataSync()]));
-    }
-  } finally {
-    setProductPlacement(null);
-    opt.dispose();
-    tf.dispose(Object.values(vars));
-  }
-  return out;
-}
+/** 10 Shampoo steps (roots at 3, 6, 9). Full-rank statistics only: a null space makes the roots (λ + ε)^(−1/p) hinge on rounding. */
+const shampooPlaced = (tag: string): PlacedRun => ({
+  optimizer: { type: 'shampoo', lr: 0.01, precondition_frequency: 3 },
+  shapes: { w: [10, 10], v: [16, 16], k: [3, 4, 5], b: [6] },
+  calls: 10,
+  seed: 41,
+  tag,
+});
 
 test(
   'products on the host (native ?gemm) and on the device give one trajectory (cpu and wasm)',
@@ -111,8 +92,8 @@ test(
     try {
       for (const backend of ['cpu', 'wasm'] as const) {
         await selectBackend(backend);
-        const device = placedTrajectory('device', backend);
-        const host = placedTrajectory('host', backend);
+        const device = placedTrajectory(shampooPlaced(backend), 'device').flat();
+        const host = placedTrajectory(shampooPlaced(backend), 'host').flat();
         let err = 0;
         let scale = 0;
         device.forEach((d, i) => {

@@ -4,8 +4,8 @@ import { createOptimizer, tf } from '../src/index.js';
 import { selectBackend } from '../src/backend/select.js';
 import { loadNativeLapack } from '../src/optim/linalg/native.js';
 import { soapLayout, soapSchema } from '../src/optim/soap.js';
-import { setProductPlacement, type ProductPlacement } from '../src/optim/tensor-modes.js';
 import { loadFixture, replayFixture } from './helpers/fixtures.js';
+import { placedTrajectory, type PlacedRun } from './helpers/placed-trajectory.js';
 import { normalRng, randomOrthogonal } from './helpers/random.js';
 
 for (const file of ['soap_square.json', 'soap_one_sided.json']) {
@@ -246,36 +246,17 @@ test('first bases through the low-rank path (TypeScript linear algebra): each Q 
 });
 
 /**
- * Every parameter after each of 11 SOAP calls (refresh every 3, so three refreshes) with seeded
- * gradients, its products placed as given. Every first statistic has full rank (square and 3-D
- * weights, no 1-D factor): a null space would let each placement's rounding pick its own
- * eigenbasis for it, a legitimate divergence (test/fixtures/optim/README.md).
+ * 11 SOAP calls (refresh every 3, so three refreshes). Every first statistic has full rank
+ * (square and 3-D weights, no 1-D factor): a null space would let each placement's rounding pick
+ * its own eigenbasis for it, a legitimate divergence (test/fixtures/optim/README.md).
  */
-function placedTrajectory(placement: ProductPlacement, tag: string): number[][] {
-  const shapes: Record<string, number[]> = { w: [12, 12], v: [20, 20], k: [3, 4, 5], b: [7] };
-  const rng = normalRng(31);
-  const vars = Object.fromEntries(
-    Object.entries(shapes).map(([k, s]) => [k, tf.variable(tf.tensor(Float32Array.from({ length: s.reduce((a, c) => a * c) }, rng), s), true, `soap_place_${tag}_${placement}.${k}`)]),
-  );
-  const opt = createOptimizer({ type: 'soap', lr: 0.01, precondition_frequency: 3 });
-  const out: number[][] = [];
-  setProductPlacement(placement);
-  try {
-    for (let call = 0; call < 11; call++) {
-      const grads = Object.fromEntries(
-        Object.entries(shapes).map(([k, s]) => [vars[k].name, tf.tensor(Float32Array.from({ length: s.reduce((a, c) => a * c) }, rng), s)]),
-      );
-      opt.applyGradients(grads);
-      tf.dispose(Object.values(grads));
-      out.push(Object.values(vars).flatMap((v) => [...v.dataSync()]));
-    }
-  } finally {
-    setProductPlacement(null);
-    opt.dispose();
-    tf.dispose(Object.values(vars));
-  }
-  return out;
-}
+const soapPlaced = (tag: string): PlacedRun => ({
+  optimizer: { type: 'soap', lr: 0.01, precondition_frequency: 3 },
+  shapes: { w: [12, 12], v: [20, 20], k: [3, 4, 5], b: [7] },
+  calls: 11,
+  seed: 31,
+  tag,
+});
 
 test(
   'products on the host (native ?gemm, heap views on wasm) and on the device give one trajectory, refreshes included',
@@ -284,8 +265,8 @@ test(
     try {
       for (const backend of ['cpu', 'wasm'] as const) {
         await selectBackend(backend);
-        const device = placedTrajectory('device', backend);
-        const host = placedTrajectory('host', backend);
+        const device = placedTrajectory(soapPlaced(backend), 'device');
+        const host = placedTrajectory(soapPlaced(backend), 'host');
         // Float32 rounding of differently ordered sums, carried through three refreshes: ~8e-8
         // measured on both backends; a wrong transpose or order would be O(1).
         const diff = maxRelDiff(device, host);
