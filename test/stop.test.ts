@@ -35,6 +35,25 @@ function events(runDir: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/**
+ * Runs the CLI on `dir`/tiny.yaml with `args` and `env`, sends SIGTERM `times` times at once as
+ * soon as it announces its run (start-up, before step 1), and waits for it to exit.
+ */
+async function stopAtStartUp(dir: string, args: string[], env: Record<string, string>, times = 1): Promise<{ code: number | null; stderr: string; waitedS: number }> {
+  const child = spawn(process.execPath, [BIN, '--config', join(dir, 'tiny.yaml'), ...args], { cwd: dir, env: { ...process.env, ...env } });
+  let stderr = '';
+  let signalledAt = 0;
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (!signalledAt && /soap-train: run /.test(stderr)) {
+      signalledAt = performance.now();
+      for (let i = 0; i < times; i++) child.kill('SIGTERM');
+    }
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { code, stderr, waitedS: (performance.now() - signalledAt) / 1000 };
+}
+
 test('parseTimeLimit reads Slurm time formats', () => {
   assert.equal(parseTimeLimit('90'), 5400);
   assert.equal(parseTimeLimit('30:00'), 1800);
@@ -53,24 +72,9 @@ test('SIGTERM (delivered twice) during a step whose host work outlasts stop_grac
   assert.equal(straight.status, 0, straight.stderr);
 
   // Every host job (SOAP's first bases at step 1) now takes a minute.
-  const child = spawn(process.execPath, [BIN, '--config', exp.config, ...sets, '--name', 'stopped'], {
-    cwd: exp.dir,
-    env: { ...process.env, SOAP_TRAIN_TEST_JOB_DELAY_MS: String(JOB_DELAY_MS) },
-  });
-  let stderr = '';
-  let signalledAt = 0;
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-    if (!signalledAt && /soap-train: run /.test(stderr)) {
-      signalledAt = performance.now();
-      // Twice at once, as on a Slurm preemption (the job's processes and the batch script's
-      // forward): the duplicate must not turn the graceful stop into an exit without a checkpoint.
-      child.kill('SIGTERM');
-      child.kill('SIGTERM');
-    }
-  });
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  const waitedS = (performance.now() - signalledAt) / 1000;
+  // Twice at once, as on a Slurm preemption (the job's processes and the batch script's forward):
+  // the duplicate must not turn the graceful stop into an exit without a checkpoint.
+  const { code, stderr, waitedS } = await stopAtStartUp(exp.dir, [...sets, '--name', 'stopped'], { SOAP_TRAIN_TEST_JOB_DELAY_MS: String(JOB_DELAY_MS) }, 2);
   assert.equal(code, 130, stderr);
   assert.ok(waitedS < JOB_DELAY_MS / 1000, `exited after ${waitedS.toFixed(1)}s, without waiting for the ${JOB_DELAY_MS / 1000}s job`);
   const run = join(exp.dir, 'runs', 'stopped');
@@ -98,21 +102,9 @@ test('SIGTERM during a step\'s parameter updates that cannot finish in stop_grac
   // budget (stop_grace_s 10 less the checkpoint reserve) runs out inside those updates.
   const UPDATE_DELAY_MS = 3000;
   const run = join(exp.dir, 'runs', 'stopped');
-  const child = spawn(process.execPath, [BIN, '--config', exp.config, ...sets, '--set', 'train.stop_grace_s=10', '--name', 'stopped'], {
-    cwd: exp.dir,
-    env: { ...process.env, SOAP_TRAIN_TEST_UPDATE_DELAY_MS: String(UPDATE_DELAY_MS) },
+  const { code, stderr, waitedS } = await stopAtStartUp(exp.dir, [...sets, '--set', 'train.stop_grace_s=10', '--name', 'stopped'], {
+    SOAP_TRAIN_TEST_UPDATE_DELAY_MS: String(UPDATE_DELAY_MS),
   });
-  let stderr = '';
-  let signalledAt = 0;
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-    if (!signalledAt && /soap-train: run /.test(stderr)) {
-      signalledAt = performance.now();
-      child.kill('SIGTERM');
-    }
-  });
-  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  const waitedS = (performance.now() - signalledAt) / 1000;
   assert.equal(code, 130, stderr);
   const log = events(run);
   const abandoned = log.find((e) => e.event === 'step_abandoned');
