@@ -1,6 +1,8 @@
 /**
- * GFLOP/s of tf.matMul on the wasm backend, stock kernel vs installWasmKernelOverrides(), for
- * the shapes a transformer step uses (linear layers forward/backward, attention per head).
+ * GFLOP/s of tf.matMul on the wasm backend for the shapes a transformer step uses (linear
+ * layers forward/backward, attention per head): the stock kernel, installWasmKernelOverrides()
+ * routing to XNNPACK, and the same override routing to OpenBLAS (blas-matmul.ts) on 1 and 2
+ * threads (those columns are empty when the native binding is not built).
  *
  *   node --import tsx bench/matmul.ts [--quick]
  * Prints a table and writes bench/results/matmul.json.
@@ -11,6 +13,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tf } from '../src/tf.js';
 import { installWasmKernelOverrides, uninstallWasmKernelOverrides } from '../src/backend/wasm-kernels.js';
+import { setMatMulEngine } from '../src/backend/blas-matmul.js';
+import { loadNativeLapack } from '../src/optim/linalg/native.js';
 
 interface Case {
   label: string;
@@ -53,8 +57,9 @@ function measure(c: Case, budgetMs: number): number {
   const run = (): number => {
     const [a1, b1] = [a.add(0), b.add(0)];
     const t0 = performance.now();
+    // wasm kernels are synchronous: the product is done when matMul returns. (A dataSync here
+    // would add a copy of the output to the time: 3 ms of an 8 MB result, as long as OpenBLAS's product.)
     const y = tf.matMul(a1, b1, c.transposeA, c.transposeB);
-    y.dataSync(); // wasm kernels are synchronous; this only makes sure the work is done
     const dt = performance.now() - t0;
     tf.dispose([y, a1, b1]);
     return dt;
@@ -78,20 +83,31 @@ async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const budget = quick ? 150 : 600;
   await tf.setBackend('wasm');
-  const rows: Array<Case & { mflop: number; before: number; after: number; speedup: number }> = [];
+  const blas = loadNativeLapack() !== null;
+  const blasRate = (c: Case, threads: number): number | null => {
+    if (!blas) return null;
+    process.env.SOAP_TRAIN_BLAS_THREADS = String(threads);
+    setMatMulEngine('blas');
+    return measure(c, budget);
+  };
+  const rows: Array<Case & { mflop: number; stock: number; xnnpack: number; blas1: number | null; blas2: number | null }> = [];
   for (const c of cases) {
     uninstallWasmKernelOverrides();
-    const before = measure(c, budget);
+    const stock = measure(c, budget);
     installWasmKernelOverrides();
-    const after = measure(c, budget);
-    rows.push({ ...c, mflop: flops(c) / 1e6, before, after, speedup: after / before });
+    setMatMulEngine('xnnpack');
+    const xnnpack = measure(c, budget);
+    const blas1 = blasRate(c, 1);
+    const blas2 = blasRate(c, 2);
+    setMatMulEngine(undefined);
+    rows.push({ ...c, mflop: flops(c) / 1e6, stock, xnnpack, blas1, blas2 });
   }
-  const fmt = (x: number): string => x.toFixed(1).padStart(7);
-  console.log(`${'case'.padEnd(22)} ${'a'.padEnd(14)} ${'b'.padEnd(14)} tA tB  MFLOP  before  after  ×`);
+  const fmt = (x: number | null): string => (x === null ? '–' : x.toFixed(1)).padStart(8);
+  console.log(`${'case'.padEnd(22)} ${'a'.padEnd(14)} ${'b'.padEnd(14)} tA tB  MFLOP   stock xnnpack  blas 1t  blas 2t`);
   for (const r of rows) {
     console.log(
       `${r.label.padEnd(22)} ${JSON.stringify(r.a).padEnd(14)} ${JSON.stringify(r.b).padEnd(14)} ` +
-        `${r.transposeA ? 'T ' : '- '} ${r.transposeB ? 'T ' : '- '} ${r.mflop.toFixed(0).padStart(5)}${fmt(r.before)}${fmt(r.after)} ${r.speedup.toFixed(1)}`,
+        `${r.transposeA ? 'T ' : '- '} ${r.transposeB ? 'T ' : '- '} ${r.mflop.toFixed(0).padStart(5)}${fmt(r.stock)}${fmt(r.xnnpack)}${fmt(r.blas1)}${fmt(r.blas2)}`,
     );
   }
   const out = join(dirname(fileURLToPath(import.meta.url)), 'results', 'matmul.json');

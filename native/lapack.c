@@ -14,6 +14,11 @@
  *                                    columns as qr's, then a basis of range(A)⊥. a: rows×cols;
  *                                    q: rows×rows (must not be a).
  *   gemm(a, b, c, m, n, k, tA, tB)   ?gemm: c (m×n) ← op(a)·op(b), op = transpose when tA/tB.
+ *   geluForward(x, y)                y ← gelu(x), exact (erf) GeLU; Float32Array only, same length.
+ *   geluBackward(x, dy, dx)          dx ← dy·gelu'(x); Float32Array only (elementwise_kernels.h).
+ *   adviseHugePages(bytes) → number  madvise(MADV_HUGEPAGE) on the 2 MiB-aligned interior of the
+ *                                    memory under a Uint8Array (the wasm heap): bytes advised, 0
+ *                                    where the kernel or platform has no transparent huge pages.
  *   setNumThreads(k) → boolean       openblas_set_num_threads (process-wide); false when the
  *                                    LAPACK in use is not OpenBLAS (nothing to set).
  *   getNumThreads() → number         openblas_get_num_threads, or 1 when not OpenBLAS.
@@ -25,22 +30,27 @@
  * worker_threads can load it and call it concurrently. OpenBLAS's thread count is a process-wide
  * setting: calls from several JS threads at once should run it single-threaded.
  *
- * Build: node scripts/build-native.mjs (cc -O2 -shared -fPIC … -lopenblas).
+ * Build: node scripts/build-native.mjs (cc -O3 -fno-trapping-math -shared -fPIC … -lopenblas).
  * Only the Fortran LAPACK symbols are used (LP64, gfortran hidden string lengths), so
  * libopenblas-dev alone is enough; LAPACKE is not needed.
  */
+/* madvise's MADV_HUGEPAGE is a Linux extension, hidden by -std=c11 without this. */
+#define _DEFAULT_SOURCE
 #define NAPI_VERSION 8
 #include <node_api.h>
 
 #include <limits.h>
 #include <math.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ABI_VERSION 2
+#define ABI_VERSION 3
 /* ?syevd's workspace 1 + 6n + 2n² must fit a 32-bit LAPACK integer. */
 #define MAX_ORDER 32000
 #define TILE 64
@@ -83,6 +93,8 @@ char *openblas_get_config(void);
 #include "lapack_kernels.h"
 #undef REAL
 #undef P
+
+#include "elementwise_kernels.h"
 
 /* ---- N-API plumbing ---------------------------------------------------------------------- */
 
@@ -306,6 +318,82 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* Reads `count` Float32Array arguments of equal length; returns 0 (and throws) otherwise. */
+static int get_float32_views(napi_env env, napi_value *argv, const char *const *names, int count, const char *fn, View *views) {
+  for (int i = 0; i < count; i++) {
+    if (!get_view(env, argv[i], names[i], &views[i])) return 0;
+    if (views[i].type != napi_float32_array || views[i].length != views[0].length) {
+      char msg[200];
+      snprintf(msg, sizeof msg, "lapack.%s: every argument must be a Float32Array of the same length (%s)", fn, names[i]);
+      napi_throw_type_error(env, NULL, msg);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* geluForward(x, y) */
+static napi_value GeluForward(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return fail_type(env, "lapack.geluForward(x, y): expected 2 arguments");
+  static const char *const names[] = {"x", "y"};
+  View v[2];
+  if (!get_float32_views(env, argv, names, 2, "geluForward", v)) return NULL;
+  soap_gelu_forward(v[0].data, v[1].data, v[0].length);
+  return undefined(env);
+}
+
+/* geluBackward(x, dy, dx) */
+static napi_value GeluBackward(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return fail_type(env, "lapack.geluBackward(x, dy, dx): expected 3 arguments");
+  static const char *const names[] = {"x", "dy", "dx"};
+  View v[3];
+  if (!get_float32_views(env, argv, names, 3, "geluBackward", v)) return NULL;
+  soap_gelu_backward(v[0].data, v[1].data, v[2].data, v[0].length);
+  return undefined(env);
+}
+
+/*
+ * adviseHugePages(bytes). Why: a training step's tensors live in the wasm heap, and the first
+ * step touches each of its pages for the first time: ~116k 4 KiB page faults for the tiny model,
+ * ~1 s of kernel time on this machine. With transparent huge pages in "madvise" mode (Debian's
+ * default) the kernel maps 2 MiB at a time only where asked.
+ */
+static napi_value AdviseHugePages(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool is_ta = false;
+  if (argc < 1 || napi_is_typedarray(env, argv[0], &is_ta) != napi_ok || !is_ta)
+    return fail_type(env, "lapack.adviseHugePages(bytes): bytes must be a Uint8Array over the memory");
+  /* A typed array, not its ArrayBuffer: napi_get_arraybuffer_info gives no pointer for a wasm
+     memory's buffer here, the typed array's info does (as for every other call). */
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void *data = NULL;
+  napi_value buffer;
+  CHECK(napi_get_typedarray_info(env, argv[0], &type, &length, &data, &buffer, &offset));
+  if (type != napi_uint8_array) return fail_type(env, "lapack.adviseHugePages(bytes): bytes must be a Uint8Array");
+  double advised = 0;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const uintptr_t huge = (uintptr_t)2 << 20;
+  uintptr_t start = ((uintptr_t)data + huge - 1) & ~(huge - 1);
+  uintptr_t end = ((uintptr_t)data + length) & ~(huge - 1);
+  if (data != NULL && end > start && madvise((void *)start, end - start, MADV_HUGEPAGE) == 0) advised = (double)(end - start);
+#else
+  (void)data;
+  (void)length;
+#endif
+  napi_value result;
+  CHECK(napi_create_double(env, advised, &result));
+  return result;
+}
+
 static napi_value SetNumThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -350,6 +438,9 @@ NAPI_MODULE_INIT() {
       {"qr", NULL, Qr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"qrFull", NULL, QrFull, NULL, NULL, NULL, napi_enumerable, NULL},
       {"gemm", NULL, Gemm, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"geluForward", NULL, GeluForward, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"geluBackward", NULL, GeluBackward, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"adviseHugePages", NULL, AdviseHugePages, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setNumThreads", NULL, SetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getNumThreads", NULL, GetNumThreads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"config", NULL, NULL, NULL, NULL, config_str, napi_enumerable, NULL},

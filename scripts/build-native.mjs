@@ -97,7 +97,7 @@ function main() {
     for (const variant of VARIANTS) {
       const args = [
         ...cc.slice(1),
-        '-O2', '-std=c11', '-shared', '-fPIC', '-Wall',
+        '-O3', '-fno-trapping-math', '-std=c11', '-shared', '-fPIC', '-Wall',
         `-I${include}`,
         SOURCE,
         ...variant.flags,

@@ -18,6 +18,13 @@ import {
   wasmKernelStatus,
 } from '../src/backend/wasm-kernels.js';
 import { selfCheckTestHooks, selfCheckWasmKernels, type CheckedKernel } from '../src/backend/wasm-self-check.js';
+import { fusedGeluActive } from '../src/backend/fused-gelu.js';
+import { loadNativeLapack } from '../src/optim/linalg/native.js';
+
+/** The reason of a wasm backend whose overrides passed: the matMul engine and the fused GeLU named. */
+const READY_REASON = loadNativeLapack()
+  ? /^requested \(backend: wasm\); matMul: OpenBLAS sgemm on the wasm heap, \d+ thread\(s\) \(.*\); fused GeLU: native$/
+  : /^requested \(backend: wasm\); matMul: XNNPACK \(wasm, one thread\); fused GeLU: off \(the native binding is not loaded\)$/;
 
 let stockBatchMatMul: KernelFunc;
 let stockIdentity: KernelFunc;
@@ -83,7 +90,8 @@ function stillComputesCorrectly(): void {
 describe('wasm kernel override self-check', () => {
   it('passes on the installed @tensorflow/tfjs-backend-wasm and keeps the overrides', async () => {
     const { result, lines } = await capturingStderr(() => selectBackend('wasm'));
-    assert.deepEqual(result, { name: 'wasm', reason: 'requested (backend: wasm)' });
+    assert.equal(result.name, 'wasm');
+    assert.match(result.reason, READY_REASON);
     assert.deepEqual(lines, []);
     const status = wasmKernelStatus();
     assert.ok(status?.selfCheck.ok, status?.selfCheck.failure);
@@ -100,13 +108,13 @@ describe('wasm kernel override self-check', () => {
     const backend = tf.findBackend('wasm')!;
     const before = [tf.memory().numTensors, backend.numDataIds()];
     for (let i = 0; i < 3; i++) {
-      const r = selfCheckWasmKernels(['BatchMatMul', 'Identity', 'UnsortedSegmentSum']);
+      const r = selfCheckWasmKernels(['BatchMatMul', 'Identity', 'UnsortedSegmentSum', 'Sum', 'GatherV2', 'SoapRope']);
       assert.ok(r.ok, r.failure);
     }
     assert.deepEqual([tf.memory().numTensors, backend.numDataIds()], before);
   });
 
-  for (const kernel of ['BatchMatMul', 'Identity', 'UnsortedSegmentSum'] as const) {
+  for (const kernel of ['BatchMatMul', 'Identity', 'UnsortedSegmentSum', 'Sum', 'GatherV2', 'SoapRope'] as const) {
     it(`a wrong ${kernel} answer falls back to the stock kernels with one warning`, async () => {
       let tampered = 0;
       selfCheckTestHooks.tamper = (name: CheckedKernel, values) => {
@@ -181,9 +189,22 @@ describe('wasm kernel override self-check', () => {
     }
   });
 
+  it('a wrong fused GeLU turns only the GeLU off, and the reason says so', { skip: loadNativeLapack() ? false : 'no native binding' }, async () => {
+    selfCheckTestHooks.tamper = (name, values) => {
+      if (name === 'SoapGeluGrad') values[2] += 0.01;
+    };
+    const { result, lines } = await capturingStderr(() => selectBackend('wasm'));
+    assert.match(result.reason, /; fused GeLU: off \(self-check failed: SoapGeluGrad.*relative error.*\)$/);
+    assert.deepEqual(lines, []);
+    assert.ok(wasmKernelOverridesInstalled());
+    assert.equal(tf.getKernel('SoapGelu', 'wasm'), undefined);
+    assert.equal(fusedGeluActive(), false);
+    stillComputesCorrectly();
+  });
+
   it('checks afresh after the test reset, and passes again', async () => {
     const { result, lines } = await capturingStderr(() => selectBackend('wasm'));
-    assert.equal(result.reason, 'requested (backend: wasm)');
+    assert.match(result.reason, READY_REASON);
     assert.deepEqual(lines, []);
     assert.ok(wasmKernelOverridesInstalled());
     stillComputesCorrectly();

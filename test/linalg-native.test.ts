@@ -5,7 +5,7 @@
  * (disabled, missing, broken file) is tested everywhere.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -326,4 +326,45 @@ test('loader: a missing, broken or foreign .node file gives null and says why; n
   const status = nativeLapackStatus();
   assert.equal(status.available, lapack !== null);
   assert.ok(status.reason.length > 0);
+});
+
+/** x, gelu(x), gelu'(x) in float64 from Python's math.erfc (see the fixture's provenance). */
+const GELU_ROWS = (JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'gelu_reference.json'), 'utf8')) as { rows: Array<[number, number, number]> }).rows;
+
+test('native GeLU: forward and derivative equal float64 references within float32 rounding', { skip }, () => {
+  const x = Float32Array.from(GELU_ROWS, (r) => r[0]);
+  const y = new Float32Array(x.length);
+  const dy = Float32Array.from(x, (_, i) => 0.5 + (i % 3)); // dx = dy·gelu'(x)
+  const dx = new Float32Array(x.length);
+  lapack!.geluForward(x, y);
+  lapack!.geluBackward(x, dy, dx);
+  GELU_ROWS.forEach(([xi, gelu, slope], i) => {
+    // |error| ≤ 2e-7 relative (float32 rounding and the erfc fit's 1.2e-7) + 1e-30 absolute.
+    assert.ok(Math.abs(y[i] - gelu) <= 2e-7 * Math.abs(gelu) + 1e-30, `gelu(${xi}) = ${y[i]}, want ${gelu}`);
+    const want = dy[i] * slope;
+    assert.ok(Math.abs(dx[i] - want) <= 2e-7 * Math.abs(want) + 1e-30, `dy·gelu'(${xi}) = ${dx[i]}, want ${want}`);
+  });
+  // Far tails: exactly x for large x, an underflow to (−)0 for very negative x, no NaN.
+  const tails = Float32Array.from([-200, -50, 50, 200]);
+  const out = new Float32Array(4);
+  lapack!.geluForward(tails, out);
+  assert.deepEqual(Array.from(out).map((v) => (Object.is(v, -0) ? 0 : v)), [0, 0, 50, 200]);
+});
+
+test('native GeLU: arrays of different lengths or types are refused', { skip }, () => {
+  assert.throws(() => lapack!.geluForward(new Float32Array(3), new Float32Array(4)), /same length/);
+  assert.throws(() => lapack!.geluBackward(new Float32Array(3), new Float32Array(3), new Float64Array(3) as unknown as Float32Array), /Float32Array/);
+});
+
+test('native gemmInto: writes op(A)·op(B) into a view inside a larger buffer, leaving the rest alone', { skip }, () => {
+  const [m, n, k] = [3, 4, 5];
+  const a = randomMatrix(k, m, 1); // used transposed: Aᵀ is m×k
+  const b = randomMatrix(k, n, 2);
+  const a32 = Float32Array.from(a);
+  const b32 = Float32Array.from(b);
+  const buffer = new Float32Array(2 + m * n + 2).fill(7);
+  lapack!.gemmInto(a32, b32, buffer.subarray(2, 2 + m * n), m, n, k, true, false);
+  const want = matmul(transpose(a, k, m), b, m, k, n);
+  assert.ok(maxDiff(buffer.subarray(2, 2 + m * n), want) < 1e-5);
+  assert.deepEqual([buffer[0], buffer[1], buffer[2 + m * n], buffer[3 + m * n]], [7, 7, 7, 7]);
 });

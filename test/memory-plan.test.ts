@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { installWasmKernelOverrides } from '../src/backend/wasm-kernels.js';
+import { fusedGeluActive } from '../src/backend/fused-gelu.js';
 import { reportError } from '../src/cli/errors.js';
 import type { ExperimentConfig } from '../src/config/schema.js';
 import { loadConfig, parseOverride } from '../src/config/load.js';
@@ -92,6 +93,8 @@ describe('activations of one micro-batch', () => {
     //   scratch 11·(8 + 10) + 80 = 278
     const cfg = modelSchema.parse({ vocab_size: 11, d_model: 8, n_layers: 2, n_heads: 2, mlp_hidden: 12 });
     assert.equal(activationBytes(cfg, 2, 5), 4 * (2 * 8820 + 1770 + 278));
+    // The fused GeLU: 4·N·m instead of 16·N·m, 12·120 = 1440 floats fewer per block.
+    assert.equal(activationBytes(cfg, 2, 5, { fusedGelu: true }), 4 * (2 * (8820 - 1440) + 1770 + 278));
   });
 
   describe('on wasm', () => {
@@ -123,7 +126,7 @@ describe('activations of one micro-batch', () => {
         // Beyond the weights, the peak holds the weight gradients (4·params) and the activations.
         const measured = heap.peak() - before - 4 * countParams(cfg).total;
         tf.dispose([x, y, value, ...Object.values(grads), ...Object.values(params)]);
-        const predicted = activationBytes(cfg, B, T);
+        const predicted = activationBytes(cfg, B, T, { fusedGelu: fusedGeluActive() });
         assert.ok(measured <= predicted && predicted <= 1.3 * measured, `measured ${measured} bytes, predicted ${predicted}`);
       });
     }

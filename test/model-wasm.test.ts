@@ -1,18 +1,29 @@
 /**
  * The wasm backend with installWasmKernelOverrides() against the cpu backend: every matMul form
- * (transposes, batches, shared and broadcast operands), UnsortedSegmentSum, and the model's logits
- * and gradients; plus idempotent installation and no leaked tensors or wasm buffers.
+ * (transposes, batches, shared and broadcast operands) on both engines (OpenBLAS, XNNPACK),
+ * UnsortedSegmentSum, Sum over leading axes, GatherV2 of rows, the fused GeLU (against float64
+ * references) and RoPE (against the composite of tfjs ops), and the model's logits and gradients
+ * with the fused kernels on and off; plus idempotent installation and no leaked tensors or wasm
+ * buffers.
  */
 import '@tensorflow/tfjs-backend-wasm';
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { tf } from '../src/tf.js';
-import { installWasmKernelOverrides, wasmKernelOverridesInstalled } from '../src/backend/wasm-kernels.js';
+import { installWasmKernelOverrides, wasmKernelOverridesInstalled, wasmKernelStatus } from '../src/backend/wasm-kernels.js';
+import { setMatMulEngine, type MatMulEngine } from '../src/backend/blas-matmul.js';
+import { disableFusedGeluForTests, fusedGeluActive } from '../src/backend/fused-gelu.js';
+import { disableFusedRopeForTests, fusedRopeActive } from '../src/backend/fused-rope.js';
+import { loadNativeLapack, nativeLapackStatus } from '../src/optim/linalg/native.js';
+import { gelu, rope, ropeTables } from '../src/model/layers.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { forward, initParams, lossTerms, modelSchema, type ModelConfig } from '../src/model/index.js';
 import { relErr } from './helpers/matrix.js';
 import { values } from '../src/backend/wasm-self-check.js';
 
-
+const noNative = loadNativeLapack() ? false : `native binding not available: ${nativeLapackStatus().reason}`;
+const ENGINES: MatMulEngine[] = ['blas', 'xnnpack'];
 
 /** Runs fn on a backend and returns its result as plain arrays (so nothing crosses backends). */
 async function on<T>(backend: 'cpu' | 'wasm', fn: () => T): Promise<T> {
@@ -48,8 +59,10 @@ describe('wasm kernel overrides', () => {
     [[2, 1, 5, 7], [1, 3, 7, 6], false, false], // two-sided broadcast: stock kernel
     [[3, 33, 17], [3, 33, 65], true, false], // odd sizes
   ];
+  for (const engine of ENGINES)
   for (const [sa, sb, tA, tB] of cases) {
-    it(`matMul [${sa}]${tA ? 'ᵀ' : ''} × [${sb}]${tB ? 'ᵀ' : ''} equals the cpu backend`, async () => {
+    it(`matMul [${sa}]${tA ? 'ᵀ' : ''} × [${sb}]${tB ? 'ᵀ' : ''} on ${engine} equals the cpu backend`, { skip: engine === 'blas' && noNative }, async () => {
+      setMatMulEngine(engine);
       const va = values(sa.reduce((p, s) => p * s, 1), 1);
       const vb = values(sb.reduce((p, s) => p * s, 1), 2);
       const run = (): { shape: number[]; data: Float32Array } =>
@@ -60,11 +73,76 @@ describe('wasm kernel overrides', () => {
       const ref = await on('cpu', run);
       const before = tf.memory().numTensors;
       const got = await on('wasm', run);
+      setMatMulEngine(undefined);
       assert.deepEqual(got.shape, ref.shape);
       assert.ok(relErr(got.data, ref.data) < 1e-6, `rel err ${relErr(got.data, ref.data)}`);
       assert.equal(tf.memory().numTensors, before);
     });
   }
+
+  it('Sum over leading axes (a LayerNorm weight gradient) and over the last axis equal the cpu backend', async () => {
+    const x = values(6 * 5 * 7, 3);
+    const run = (): Float32Array[] =>
+      tf.tidy(() => {
+        const t = tf.tensor3d(x, [6, 5, 7]);
+        return [tf.sum(t, 0), tf.sum(t, [0, 1], true), tf.sum(t, -1)].map((y) => y.dataSync() as Float32Array);
+      });
+    const ref = await on('cpu', run);
+    const got = await on('wasm', run);
+    ref.forEach((r, i) => assert.ok(relErr(got[i], r) < 1e-6, `sum ${i}: rel err ${relErr(got[i], r)}`));
+  });
+
+  it('GatherV2 of rows (the embedding) and of single values (the target logits) equal the cpu backend; a bad index throws', async () => {
+    const table = values(9 * 4, 5);
+    const ids = [8, 0, 3, 3, 1];
+    const run = (): Float32Array[] =>
+      tf.tidy(() =>
+        [tf.gather(tf.tensor2d(table, [9, 4]), tf.tensor1d(ids, 'int32')), tf.gather(tf.tensor1d(table), tf.tensor1d(ids, 'int32'))].map(
+          (y) => y.dataSync() as Float32Array,
+        ),
+      );
+    const ref = await on('cpu', run);
+    const got = await on('wasm', run);
+    assert.deepEqual(got.map((g) => Array.from(g)), ref.map((r) => Array.from(r)));
+    await tf.setBackend('wasm');
+    assert.throws(() => tf.tidy(() => tf.gather(tf.tensor2d(table, [9, 4]), tf.tensor1d([9], 'int32'))), /index 9 .* not in \[0, 9\)/);
+  });
+
+  it('the fused GeLU: forward and gradient equal float64 references (Python math.erfc)', { skip: noNative }, async () => {
+    await tf.setBackend('wasm');
+    assert.ok(fusedGeluActive(), `fused GeLU not active: ${wasmKernelStatus()?.fusedGelu.reason}`);
+    const rows = (JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures', 'gelu_reference.json'), 'utf8')) as { rows: Array<[number, number, number]> }).rows;
+    const xs = tf.tensor1d(rows.map((r) => r[0]));
+    const dy = tf.tensor1d(rows.map((_r, i) => 1 + (i % 4) / 2));
+    const y = tf.tidy(() => gelu(xs).dataSync());
+    const dx = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(gelu(x), dy)))(xs).dataSync());
+    const dyValues = dy.dataSync();
+    rows.forEach(([x, value, slope], i) => {
+      assert.ok(Math.abs(y[i] - value) <= 2e-7 * Math.abs(value) + 1e-30, `gelu(${x}) = ${y[i]}, want ${value}`);
+      const want = slope * dyValues[i];
+      assert.ok(Math.abs(dx[i] - want) <= 2e-7 * Math.abs(want) + 1e-30, `gradient at ${x}: ${dx[i]}, want ${want}`);
+    });
+    tf.dispose([xs, dy]);
+  });
+
+  it('the fused RoPE: forward and gradient equal the composite of tfjs ops', async () => {
+    await tf.setBackend('wasm');
+    assert.ok(fusedRopeActive());
+    const [B, T, H, hd] = [2, 5, 3, 8];
+    const x = tf.tensor4d(values(B * T * H * hd, 21), [B, T, H, hd]);
+    const dy = tf.tensor4d(values(B * T * H * hd, 22), [B, T, H, hd]);
+    const tables = ropeTables(T, hd, 10000);
+    const both = (): Float32Array[] =>
+      tf.tidy(() => [rope(x, tables).dataSync() as Float32Array, tf.grad((v: tf.Tensor) => tf.sum(tf.mul(rope(v as tf.Tensor4D, tables), dy)))(x).dataSync() as Float32Array]);
+    const [fusedY, fusedDx] = both();
+    disableFusedRopeForTests(true);
+    const [refY, refDx] = both();
+    disableFusedRopeForTests(false);
+    assert.ok(relErr(fusedY, refY) < 1e-7, `forward rel err ${relErr(fusedY, refY)}`);
+    assert.ok(relErr(fusedDx, refDx) < 1e-7, `gradient rel err ${relErr(fusedDx, refDx)}`);
+    assert.ok(relErr(fusedY, x.dataSync()) > 0.1, 'the rotation did something');
+    tf.dispose([x, dy, tables.cos, tables.sin, tables.swap]);
+  });
 
   it('UnsortedSegmentSum (the embedding gradient) equals the cpu backend', async () => {
     const ids = [3, 0, 3, 5, 1, 3, 0];
@@ -104,9 +182,21 @@ describe('the model on wasm', () => {
     }
   }
 
-  it('gives the cpu backend’s logits, loss and gradients within 1e-4', async () => {
+  /** The wasm configurations a run can get: what a user with the native binding runs, and without. */
+  const variants: Array<{ label: string; engine: MatMulEngine; fused: boolean; skip: string | false }> = [
+    { label: 'OpenBLAS products and fused kernels', engine: 'blas', fused: true, skip: noNative },
+    { label: 'XNNPACK products and tfjs ops', engine: 'xnnpack', fused: false, skip: false },
+  ];
+  for (const v of variants)
+  it(`gives the cpu backend’s logits, loss and gradients within 1e-4 (${v.label})`, { skip: v.skip }, async () => {
     const ref = await on('cpu', evaluate);
+    setMatMulEngine(v.engine);
+    disableFusedGeluForTests(!v.fused);
+    disableFusedRopeForTests(!v.fused);
     const got = await on('wasm', evaluate);
+    setMatMulEngine(undefined);
+    disableFusedGeluForTests(false);
+    disableFusedRopeForTests(false);
     assert.ok(relErr(got.logits, ref.logits) < 1e-4, `logits rel err ${relErr(got.logits, ref.logits)}`);
     assert.ok(Math.abs(got.loss - ref.loss) / ref.loss < 1e-4, `loss ${got.loss} vs ${ref.loss}`);
     for (const name of Object.keys(ref.grads)) {

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { reserveWasmHeap } from '../src/backend/wasm-heap.js';
+import { loadNativeLapack } from '../src/optim/linalg/native.js';
 import { runHostJob, type HostJob, type HostResult } from '../src/optim/linalg/job-runner.js';
 import { tf } from '../src/tf.js';
 import { LinalgPool } from '../src/optim/linalg/pool.js';
@@ -109,6 +110,12 @@ test('reserveWasmHeap grows the wasm heap once; later allocations fit in it; val
   assert.equal(grown.before, start);
   assert.ok(grown.after >= want && grown.after === wasmHeapBytes(), `heap ${grown.after} ≥ ${want}`);
   assert.equal(reserveWasmHeap(want), null, 'already large enough: nothing to do');
+  // With the native binding on Linux, the heap's 2 MiB-aligned interior is advised to use huge
+  // pages (the kernel may still decline them: THP "never" makes the advice a no-op, not an error).
+  if (loadNativeLapack() && process.platform === 'linux') {
+    assert.ok(grown.hugePages > grown.after - 4 * 2 ** 20 && grown.hugePages <= grown.after, `advised ${grown.hugePages} of ${grown.after} bytes`);
+    assert.equal(grown.hugePages % (2 * 2 ** 20), 0);
+  } else assert.equal(grown.hugePages, 0);
 
   // 64 MiB of tensors now come out of the reserved block: the heap does not grow again.
   const big = [tf.zeros([4 * 2 ** 20]), tf.ones([4 * 2 ** 20]), tf.fill([4 * 2 ** 20], 2), tf.fill([4 * 2 ** 20], 3)];

@@ -1,7 +1,7 @@
 /**
  * The denominators of model FLOP utilisation, measured in the same run: a plain fp32
- * 1024×1024×1024 tf.matMul on the backend the cases train on (wasm: XNNPACK's GEMM, what every
- * linear layer of the step ends up in), and OpenBLAS's sgemm through the native binding on 1 and
+ * 1024×1024×1024 tf.matMul on the backend the cases train on (wasm: OpenBLAS on the heap with the
+ * native binding, else XNNPACK's GEMM: what every linear layer of the step ends up in), and OpenBLAS's sgemm through the native binding on 1 and
  * 2 threads (this machine's BLAS ceiling; PyTorch's CPU matmuls run on the same OpenBLAS).
  *
  * The bench measures them at its start and at its end; the denominator is the fastest product
@@ -10,6 +10,7 @@
  * "MFU" above 100%).
  */
 import { selectBackend } from '../../src/backend/select.js';
+import { matMulEngine, modelBlasThreads } from '../../src/backend/blas-matmul.js';
 import type { BackendName } from '../../src/config/schema.js';
 import { loadNativeLapack, nativeLapackStatus } from '../../src/optim/linalg/native.js';
 import { tf } from '../../src/tf.js';
@@ -25,7 +26,8 @@ export interface GemmRate {
 
 export interface GemmRates {
   n: number;
-  backend: { name: string; threads: number | null; rate: GemmRate };
+  /** `engine`: what tf.matMul runs on wasm (OpenBLAS on the heap, or XNNPACK); threads: its threads. */
+  backend: { name: string; engine: string; threads: number | null; rate: GemmRate };
   /** A reason instead of rates when the native binding is not built. */
   openblas: { config: string; threads1: GemmRate; threads2: GemmRate } | { unavailable: string };
 }
@@ -54,7 +56,13 @@ async function backendRate(backend: BackendName, n: number, reps: number): Promi
     if (r >= 0) times.push(dt); // the first ones pay XNNPACK's set-up and the wasm heap's growth
   }
   tf.dispose([a, b]);
-  return { name: choice.name, threads: await wasmThreads(choice.name), rate: rateOf(2 * n ** 3, times) };
+  const blas = choice.name === 'wasm' && matMulEngine() === 'blas';
+  return {
+    name: choice.name,
+    engine: choice.name !== 'wasm' ? choice.name : blas ? 'OpenBLAS' : 'XNNPACK',
+    threads: blas ? modelBlasThreads() : await wasmThreads(choice.name),
+    rate: rateOf(2 * n ** 3, times),
+  };
 }
 
 type GemmGauge = GemmRates['backend'];
@@ -118,7 +126,7 @@ export function gemmLines(start: GemmRates, end: GemmRates, peaks: PeakRates): s
   const rate = (r: GemmRate) => `${r.median.toFixed(1)} (${r.min.toFixed(1)}–${r.max.toFixed(1)})`;
   const lines = [
     "GEMM 1024³ fp32, GFLOP/s median (min–max) at start / at end; the peak is MFU's denominator:",
-    `  ${start.backend.name} tf.matMul (${start.backend.threads ?? '?'} thread): ${rate(start.backend.rate)} / ${rate(end.backend.rate)}; peak ${peaks.backend.toFixed(1)}`,
+    `  ${start.backend.name} tf.matMul (${start.backend.engine}, ${start.backend.threads ?? '?'} thread(s)): ${rate(start.backend.rate)} / ${rate(end.backend.rate)}; peak ${peaks.backend.toFixed(1)}`,
   ];
   if ('unavailable' in start.openblas || 'unavailable' in end.openblas) {
     const why = 'unavailable' in start.openblas ? start.openblas.unavailable : 'unavailable at the end';

@@ -11,6 +11,8 @@
  * it spawned this process: time to first step counts Node's and tsx's start-up too.
  */
 import { selectBackend } from '../../src/backend/select.js';
+import { reserveWasmHeap } from '../../src/backend/wasm-heap.js';
+import { checkMemoryFits } from '../../src/train/memory-plan.js';
 import { loadConfig, parseOverride } from '../../src/config/load.js';
 import type { BackendName } from '../../src/config/schema.js';
 import { openTokenDataset } from '../../src/data/dataset.js';
@@ -68,6 +70,9 @@ async function main(): Promise<void> {
   const t = config.train;
   const micro = t.micro_batch_size ?? t.batch_size;
   const backend = await selectBackend(args.backend);
+  // As the trainer does (src/run/experiment.ts): the heap grown to the planned step once, on
+  // huge pages where the native binding can ask for them.
+  reserveWasmHeap(checkMemoryFits(config, backend.name).required_bytes);
   const data = openTokenDataset(config.data.train, { baseDirs: loaded.baseDirs, vocabSize: config.model.vocab_size, raw: config.data.raw, field: 'data.train', configFile: loaded.file });
   const params = initParams(config.model, { seed: t.seed });
   const optimizer = createOptimizer(config.optimizer);

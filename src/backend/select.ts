@@ -44,7 +44,11 @@ async function tryWasm(): Promise<{ ok: true; note: string } | { ok: false; why:
     await import('@tensorflow/tfjs-backend-wasm');
     if (!(await tf.setBackend('wasm'))) return { ok: false, why: 'wasm backend failed to initialise' };
     const { installWasmKernelOverrides, wasmKernelStatus } = await import('./wasm-kernels.js');
-    if (installWasmKernelOverrides()) return { ok: true, note: '' };
+    if (installWasmKernelOverrides()) {
+      const { describeMatMulEngine } = await import('./blas-matmul.js');
+      const gelu = wasmKernelStatus()?.fusedGelu;
+      return { ok: true, note: `; matMul: ${describeMatMulEngine()}; fused GeLU: ${gelu?.registered ? 'native' : `off (${gelu?.reason ?? 'unknown'})`}` };
+    }
     const status = wasmKernelStatus();
     const segmentSum = status?.segmentSumFallback === 'none' ? '; no UnsortedSegmentSum, so embedding gradients will fail' : '';
     const fallback = `kernel override self-check failed (${status?.selfCheck.failure ?? 'unknown'}): using the stock wasm kernels${segmentSum}`;

@@ -11,6 +11,9 @@
  *      when both inputs come transposed, (bᵀ·aᵀ)ᵀ may be cheaper (see swapIsCheaper);
  *   3. otherwise each batch item is one 2-D product on *views* into the operands' wasm memory
  *      (tensor ids registered at an offset into the existing buffers), so nothing is copied.
+ * With the native binding built, the products go to OpenBLAS instead (blas-matmul.ts). `Sum`
+ * over leading axes and `GatherV2` of rows are replaced too (wasm-row-kernels.ts), and RoPE gets a
+ * kernel of its own (fused-rope.ts).
  * It also registers `UnsortedSegmentSum` (the gradient of `gather`, i.e. of the embedding),
  * which the wasm backend lacks and which otherwise throws, and an `Identity` that shares
  * buffers instead of copying them (the engine clones every tensor saved for backward).
@@ -24,6 +27,11 @@
  */
 import type { DataType, KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { tf } from '../tf.js';
+import { blasBatchMatMul, matMulEngine } from './blas-matmul.js';
+import { leadingAxesSum, rowGather } from './wasm-row-kernels.js';
+import { registerFusedGeluKernels, unregisterFusedGeluKernels } from './fused-gelu.js';
+import { registerFusedRopeKernel, unregisterFusedRopeKernel } from './fused-rope.js';
+import { loadNativeLapack } from '../optim/linalg/native.js';
 import { selfCheckWasmKernels, type SelfCheckResult } from './wasm-self-check.js';
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` this file uses (some are private there). */
@@ -59,6 +67,8 @@ type WasmBatchMatMul = (
 const cFunctions = new WeakMap<object, WasmBatchMatMul>();
 let stockBatchMatMul: KernelConfig | undefined;
 let stockIdentity: KernelConfig | undefined;
+let stockSum: KernelConfig | undefined;
+let stockGather: KernelConfig | undefined;
 let installed = false;
 
 function wasmBatchMatMul(backend: WasmBackendInternals): WasmBatchMatMul {
@@ -154,7 +164,10 @@ function batchedProducts(
   return out;
 }
 
-/** BatchMatMul for wasm that routes every case it can to XNNPACK (see the file comment). */
+/**
+ * BatchMatMul for wasm: OpenBLAS on heap views when the native binding is there
+ * (blas-matmul.ts), else every case it can to XNNPACK (see the file comment).
+ */
 const fastBatchMatMul: KernelFunc = (args) => {
   const backend = args.backend as unknown as WasmBackendInternals;
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
@@ -179,6 +192,9 @@ const fastBatchMatMul: KernelFunc = (args) => {
   const outShape = [...(batchB === 1 ? a.shape : b.shape).slice(0, -2), m, n];
   if (m * n * k === 0) {
     return stockBatchMatMul!.kernelFunc(args);
+  }
+  if (matMulEngine() === 'blas') {
+    return blasBatchMatMul(backend, a, b, transposeA, transposeB, batchA, batchB, m, k, n, outShape);
   }
   const temps: TensorInfo[] = [];
   const untransposed = (x: TensorInfo, transpose: boolean): TensorInfo => {
@@ -292,6 +308,8 @@ export interface WasmKernelStatus {
   selfCheck: SelfCheckResult;
   /** When the check failed: which UnsortedSegmentSum is registered instead (none if it too failed). */
   segmentSumFallback?: 'portable' | 'none';
+  /** The fused GeLU kernels (native binding only): registered, or why not. */
+  fusedGelu: { registered: boolean; reason: string };
 }
 
 let checked: WasmKernelStatus | undefined;
@@ -310,10 +328,18 @@ function registerOverrides(): void {
   stockBatchMatMul = { ...stock };
   const identity = tf.getKernel('Identity', 'wasm');
   stockIdentity = identity ? { ...identity } : undefined;
+  const sum = tf.getKernel('Sum', 'wasm');
+  const gather = tf.getKernel('GatherV2', 'wasm');
+  if (!sum || !gather) throw new Error('wasm backend has no Sum or GatherV2 kernel');
+  stockSum = { ...sum };
+  stockGather = { ...gather };
   // Marked installed first, so that a throw half-way is undone by uninstallWasmKernelOverrides.
   installed = true;
   setKernel('BatchMatMul', fastBatchMatMul);
   setKernel('Identity', sharedIdentity);
+  setKernel('Sum', leadingAxesSum(stockSum.kernelFunc));
+  setKernel('GatherV2', rowGather(stockGather.kernelFunc));
+  registerFusedRopeKernel();
   if (ownSegmentSum || !tf.getKernel('UnsortedSegmentSum', 'wasm')) {
     setKernel('UnsortedSegmentSum', unsortedSegmentSum);
     ownSegmentSum = true;
@@ -329,6 +355,16 @@ function fallBack(): 'portable' | 'none' | undefined {
   tf.unregisterKernel('UnsortedSegmentSum', 'wasm');
   ownSegmentSum = false;
   return 'none';
+}
+
+/** Registers the fused GeLU kernels when the native binding is loaded and they pass their check. */
+function installFusedGelu(): { registered: boolean; reason: string } {
+  if (!loadNativeLapack()) return { registered: false, reason: 'the native binding is not loaded' };
+  registerFusedGeluKernels();
+  const check = selfCheckWasmKernels(['SoapGelu', 'SoapGeluGrad']);
+  if (check.ok) return { registered: true, reason: 'native' };
+  unregisterFusedGeluKernels();
+  return { registered: false, reason: `self-check failed: ${check.failure}` };
 }
 
 /**
@@ -351,30 +387,36 @@ export function installWasmKernelOverrides(): boolean {
   }
   if (checked) {
     registerOverrides(); // checked and passed before (uninstalled since, by a benchmark)
+    if (checked.fusedGelu.registered) registerFusedGeluKernels();
     return true;
   }
   let result: SelfCheckResult;
   try {
     registerOverrides();
-    result = selfCheckWasmKernels(['BatchMatMul', 'Identity', 'UnsortedSegmentSum']);
+    result = selfCheckWasmKernels(['BatchMatMul', 'Identity', 'UnsortedSegmentSum', 'Sum', 'GatherV2', 'SoapRope']);
   } catch (err) {
     result = { ok: false, ms: 0, failure: `installing the overrides threw ${String((err as Error)?.message ?? err).split('\n')[0]}` };
   }
   if (result.ok) {
-    checked = { installed: true, selfCheck: result };
+    checked = { installed: true, selfCheck: result, fusedGelu: installFusedGelu() };
     return true;
   }
-  checked = { installed: false, selfCheck: result, segmentSumFallback: fallBack() };
+  checked = { installed: false, selfCheck: result, segmentSumFallback: fallBack(), fusedGelu: { registered: false, reason: 'the other overrides failed their self-check' } };
   return false;
 }
 
 /**
- * Puts the stock `BatchMatMul` and `Identity` back (benchmarks and tests use it to compare); the
- * `UnsortedSegmentSum` kernel stays, since nothing else provides it.
+ * Puts the stock `BatchMatMul`, `Identity`, `Sum` and `GatherV2` back and takes the fused GeLU
+ * away (benchmarks and tests use it to compare); the `UnsortedSegmentSum` kernel stays, since
+ * nothing else provides it.
  */
 export function uninstallWasmKernelOverrides(): void {
   if (!installed) return;
   if (stockBatchMatMul) setKernel('BatchMatMul', stockBatchMatMul);
+  unregisterFusedGeluKernels();
+  unregisterFusedRopeKernel();
+  if (stockSum) setKernel('Sum', stockSum);
+  if (stockGather) setKernel('GatherV2', stockGather);
   if (stockIdentity) setKernel('Identity', stockIdentity);
   else if (tf.getKernel('Identity', 'wasm')) tf.unregisterKernel('Identity', 'wasm');
   installed = false;

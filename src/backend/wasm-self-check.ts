@@ -17,7 +17,18 @@ import type { KernelBackend, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { tf } from '../tf.js';
 
 /** The kernels the check knows how to exercise. */
-export type CheckedKernel = 'BatchMatMul' | 'Identity' | 'UnsortedSegmentSum';
+export type CheckedKernel = 'BatchMatMul' | 'Identity' | 'UnsortedSegmentSum' | 'Sum' | 'GatherV2' | 'SoapGelu' | 'SoapGeluGrad' | 'SoapRope';
+
+/** x, gelu(x) and gelu'(x) in float64 (Python's math.erfc: x·Φ(x) and Φ(x) + x·φ(x)). */
+const GELU_REFERENCE: Array<[number, number, number]> = [
+  [-3.0, -0.004049694094890287, -0.011945647204183927],
+  [-1.0, -0.15865525393145707, -0.08331547058768629],
+  [-0.25, -0.10032341857926907, 0.30462664511636395],
+  [0.0, 0.0, 0.5],
+  [0.5, 0.34573123063700656, 0.8674951246561629],
+  [1.0, 0.8413447460685429, 1.0833154705876864],
+  [2.0, 1.9544997361036416, 1.085231801078197],
+];
 
 export interface SelfCheckResult {
   ok: boolean;
@@ -167,7 +178,13 @@ function input(backend: KernelBackend, owned: TensorInfo[], data: Float32Array |
   return t;
 }
 
-function run(name: CheckedKernel, backend: KernelBackend, owned: TensorInfo[], inputs: Record<string, TensorInfo>, attrs: Record<string, number | boolean>): TensorInfo {
+function run(
+  name: CheckedKernel,
+  backend: KernelBackend,
+  owned: TensorInfo[],
+  inputs: Record<string, TensorInfo>,
+  attrs: Record<string, number | boolean | number[]>,
+): TensorInfo {
   const kernel = tf.getKernel(name, 'wasm');
   if (!kernel) throw new CheckFailure(`${name}: no kernel registered for wasm`);
   const kernelFunc: KernelFunc = kernel.kernelFunc;
@@ -241,5 +258,97 @@ const CHECKS: Record<CheckedKernel, Check> = {
       { numSegments },
     );
     expect(currentCase, out, read('UnsortedSegmentSum', backend, out), [numSegments, inner], want);
+  },
+
+  Sum(backend, owned) {
+    // Leading axes (the override's own case, with and without keepDims, as a list and negative)
+    // and a trailing axis (handed to the stock kernel).
+    const shape = [3, 4, 5];
+    const x = values(size(shape), 11);
+    const cases: Array<{ axis: number | number[]; keepDims: boolean; outShape: number[]; keep: (i: number, j: number, l: number) => number }> = [
+      { axis: 0, keepDims: false, outShape: [4, 5], keep: (_i, j, l) => j * 5 + l },
+      { axis: [1, 0], keepDims: true, outShape: [1, 1, 5], keep: (_i, _j, l) => l },
+      { axis: -1, keepDims: false, outShape: [3, 4], keep: (i, j) => i * 4 + j },
+    ];
+    for (const c of cases) {
+      currentCase = `Sum [${shape}] over ${JSON.stringify(c.axis)}${c.keepDims ? ' keepDims' : ''}`;
+      const want = new Float64Array(size(c.outShape));
+      for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) for (let l = 0; l < 5; l++) want[c.keep(i, j, l)] += x[(i * 4 + j) * 5 + l];
+      const out = run('Sum', backend, owned, { x: input(backend, owned, x, shape) }, { axis: c.axis, keepDims: c.keepDims });
+      expect(currentCase, out, read('Sum', backend, out), c.outShape, want);
+    }
+  },
+
+  SoapGelu(backend, owned) {
+    currentCase = 'SoapGelu at x = −3 … 2';
+    const x = Float32Array.from(GELU_REFERENCE, (r) => r[0]);
+    const out = run('SoapGelu', backend, owned, { x: input(backend, owned, x, [x.length]) }, {});
+    expect(currentCase, out, read('SoapGelu', backend, out), [x.length], GELU_REFERENCE.map((r) => r[1]));
+  },
+
+  SoapGeluGrad(backend, owned) {
+    currentCase = "SoapGeluGrad: dy·gelu'(x) at x = −3 … 2";
+    const x = Float32Array.from(GELU_REFERENCE, (r) => r[0]);
+    const dy = Float32Array.from(GELU_REFERENCE, (_r, i) => 1 - i / 4);
+    const inputs = { x: input(backend, owned, x, [x.length]), dy: input(backend, owned, dy, [x.length]) };
+    const out = run('SoapGeluGrad', backend, owned, inputs, {});
+    expect(currentCase, out, read('SoapGeluGrad', backend, out), [x.length], GELU_REFERENCE.map((r, i) => r[2] * dy[i]));
+  },
+
+  SoapRope(backend, owned) {
+    // [B, T, H, hd] = [2, 3, 2, 4]: both directions against the rotation written out in float64.
+    const [B, T, H, hd] = [2, 3, 2, 4];
+    const x = values(B * T * H * hd, 17);
+    const cos = new Float32Array(T * hd);
+    const sin = new Float32Array(T * hd);
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < hd; i += 2) {
+        const angle = t / 10 ** (i / hd);
+        cos[t * hd + i] = cos[t * hd + i + 1] = Math.cos(angle);
+        sin[t * hd + i] = -Math.sin(angle);
+        sin[t * hd + i + 1] = Math.sin(angle);
+      }
+    }
+    for (const inverse of [false, true]) {
+      currentCase = `SoapRope [${B},${T},${H},${hd}]${inverse ? ' inverse' : ''}`;
+      const want = new Float64Array(x.length);
+      for (let p = 0; p < x.length; p += 2) {
+        const t = Math.floor(p / (H * hd)) % T;
+        const i = p % hd;
+        const c = cos[t * hd + i];
+        const s = (inverse ? -1 : 1) * sin[t * hd + i + 1];
+        want[p] = x[p] * c - x[p + 1] * s;
+        want[p + 1] = x[p] * s + x[p + 1] * c;
+      }
+      const inputs = {
+        x: input(backend, owned, x, [B, T, H, hd]),
+        cos: input(backend, owned, cos, [T, 1, hd]),
+        sin: input(backend, owned, sin, [T, 1, hd]),
+      };
+      const out = run('SoapRope', backend, owned, inputs, { inverse });
+      expect(currentCase, out, read('SoapRope', backend, out), [B, T, H, hd], want);
+    }
+  },
+
+  GatherV2(backend, owned) {
+    // Rows of a matrix (repeated and out of order) and single values of a vector.
+    const ids = new Int32Array([2, 0, 2, 1]);
+    for (const shape of [[3, 4], [3]]) {
+      currentCase = `GatherV2 [${shape}] rows ${Array.from(ids)}`;
+      const inner = size(shape.slice(1));
+      const x = values(size(shape), 13);
+      const want = new Float64Array(ids.length * inner);
+      ids.forEach((r, i) => {
+        for (let j = 0; j < inner; j++) want[i * inner + j] = x[r * inner + j];
+      });
+      const out = run(
+        'GatherV2',
+        backend,
+        owned,
+        { x: input(backend, owned, x, shape), indices: input(backend, owned, ids, [ids.length]) },
+        { axis: 0, batchDims: 0 },
+      );
+      expect(currentCase, out, read('GatherV2', backend, out), [ids.length, ...shape.slice(1)], want);
+    }
   },
 };

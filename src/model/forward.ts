@@ -7,7 +7,7 @@
  */
 import { tf } from '../tf.js';
 import type { ModelConfig } from './config.js';
-import { attention, causalMask, layerNorm, linear, logSumExp, mlp, ropeTables } from './layers.js';
+import { attention, cachedCausalMask, cachedRopeTables, layerNorm, linear, logSumExp, mlp } from './layers.js';
 import { paramShapes } from './params.js';
 
 /** Named parameters; tf.Variables from initParams, or any tensors of the same shapes. */
@@ -45,8 +45,8 @@ function hidden(params: Params, tokens: tf.Tensor, cfg: ModelConfig): tf.Tensor2
       seqLen: T,
       nHeads: cfg.n_heads,
       eps: cfg.norm_eps,
-      rope: ropeTables(T, cfg.d_model / cfg.n_heads, cfg.rope_base),
-      mask: causalMask(T),
+      rope: cachedRopeTables(T, cfg.d_model / cfg.n_heads, cfg.rope_base),
+      mask: cachedCausalMask(T),
     };
     // The gather's gradient is UnsortedSegmentSum (registered for wasm by installWasmKernelOverrides).
     let x = tf.gather(param(params, 'tok_emb'), tf.reshape(tokens, [B * T])) as tf.Tensor2D; // (B·T, d)

@@ -18,3 +18,4 @@ export {
 export type { ModelShape, ParamCounts, InitOptions } from './params.js';
 export { forward, lossTerms, targetLogits, checkParams } from './forward.js';
 export type { Params, LossTerms } from './forward.js';
+export { releaseShapeConstants } from './layers.js';

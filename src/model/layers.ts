@@ -7,6 +7,8 @@
  * 2-D matMul, the one form the wasm backend's XNNPACK GEMM takes directly.
  */
 import { tf } from '../tf.js';
+import { fusedGelu, fusedGeluActive } from '../backend/fused-gelu.js';
+import { fusedRope, fusedRopeActive } from '../backend/fused-rope.js';
 
 /**
  * LayerNorm over the last axis with a weight and no bias:
@@ -57,8 +59,12 @@ export function logSumExp(x: tf.Tensor2D): tf.Tensor1D {
   return f(x) as tf.Tensor1D;
 }
 
-/** Exact (erf) GeLU, torch's default: gelu(x) = x/2 · (1 + erf(x/√2)). */
+/**
+ * Exact (erf) GeLU, torch's default: gelu(x) = x/2 · (1 + erf(x/√2)). On wasm with the native
+ * binding, one fused kernel forward and one backward (src/backend/fused-gelu.ts).
+ */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (fusedGeluActive()) return fusedGelu(x);
   return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(tf.erf(tf.mul(x, Math.SQRT1_2)), 1)));
 }
 
@@ -112,14 +118,56 @@ export function ropeTables(seqLen: number, hd: number, base: number): RopeTables
  *   y_{2i+1} = x_{2i} sin θ_i + x_{2i+1} cos θ_i
  * computed as x·cos + (x·swap)·sin. The pair swap is a product with a 0/1 permutation matrix
  * (exact: one nonzero term per output) because it is a fast 2-D GEMM on wasm, where a reverse
- * over a trailing axis of 2 is a slow generic kernel.
+ * over a trailing axis of 2 is a slow generic kernel. On wasm one fused kernel does the same
+ * arithmetic (src/backend/fused-rope.ts).
  */
 export function rope(x: tf.Tensor4D, tables: RopeTables): tf.Tensor4D {
+  if (fusedRopeActive()) return fusedRope(x, tables.cos, tables.sin);
   return tf.tidy(() => {
     const [B, T, H, hd] = x.shape;
     const swapped = tf.reshape(tf.matMul(tf.reshape(x, [B * T * H, hd]), tables.swap), [B, T, H, hd]);
     return tf.add(tf.mul(x, tables.cos), tf.mul(swapped, tables.sin)) as tf.Tensor4D;
   });
+}
+
+/**
+ * Tensors that depend only on a shape, made once per (backend, key) and kept for the process:
+ * the RoPE tables and the causal mask, which every forward pass would otherwise rebuild and
+ * upload. Made outside any tidy (tf.keep), so they survive the step that first asks for them.
+ */
+const shapeConstants = new Map<string, tf.Tensor[]>();
+
+function cachedConstants<T extends tf.Tensor[]>(key: string, make: () => T): T {
+  const fullKey = `${tf.getBackend()}:${key}`;
+  const hit = shapeConstants.get(fullKey);
+  if (hit && hit.every((t) => !t.isDisposed)) return hit as T;
+  const made = make();
+  made.forEach((t) => tf.keep(t));
+  shapeConstants.set(fullKey, made);
+  return made;
+}
+
+/**
+ * Disposes the cached RoPE tables and causal masks: the trainer calls it when a run ends, so
+ * that a finished run leaves no tensors behind (the next forward pass makes them again).
+ */
+export function releaseShapeConstants(): void {
+  for (const tensors of shapeConstants.values()) tf.dispose(tensors.filter((t) => !t.isDisposed));
+  shapeConstants.clear();
+}
+
+/** {@link ropeTables}, made once per (backend, T, hd, base). */
+export function cachedRopeTables(seqLen: number, hd: number, base: number): RopeTables {
+  const [cos, sin, swap] = cachedConstants(`rope:${seqLen}:${hd}:${base}`, () => {
+    const t = ropeTables(seqLen, hd, base);
+    return [t.cos, t.sin, t.swap];
+  });
+  return { cos: cos as tf.Tensor3D, sin: sin as tf.Tensor3D, swap: swap as tf.Tensor2D };
+}
+
+/** {@link causalMask}, made once per (backend, T). */
+export function cachedCausalMask(seqLen: number): tf.Tensor2D {
+  return cachedConstants(`mask:${seqLen}`, () => [causalMask(seqLen)])[0] as tf.Tensor2D;
 }
 
 /** Additive causal mask [T, T]: 0 where key ≤ query, −1e9 above the diagonal (exp → exactly 0). */

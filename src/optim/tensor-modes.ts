@@ -12,6 +12,7 @@
  * stock kernel's transposed path was ~10× slower).
  */
 import { tf } from '../tf.js';
+import { matMulEngine } from '../backend/blas-matmul.js';
 import { loadNativeLapack, type NativeLapack } from './linalg/native.js';
 
 type Tensor = tf.Tensor;
@@ -67,14 +68,18 @@ export function setProductPlacement(placement: ProductPlacement | null): void {
 }
 
 /**
- * 'host' when the backend computes on this CPU (wasm, cpu) and the native BLAS loaded, else
- * 'device'. A GPU or native-TensorFlow backend keeps its products: there a host copy is a
+ * 'host' when the backend computes on this CPU (cpu, or wasm multiplying with XNNPACK) and the
+ * native BLAS loaded, else 'device'. On wasm whose tf.matMul is already OpenBLAS on the heap
+ * (src/backend/blas-matmul.ts) the device path is the same sgemm without the host path's upload
+ * of each result. A GPU or native-TensorFlow backend keeps its products: there a host copy is a
  * transfer, and its own GEMMs are the fast ones.
  */
 export function productPlacement(): ProductPlacement {
   if (forcedPlacement) return forcedPlacement;
   const backend = tf.getBackend();
-  return (backend === 'wasm' || backend === 'cpu') && loadNativeLapack() ? 'host' : 'device';
+  if (!loadNativeLapack()) return 'device';
+  if (backend === 'cpu') return 'host';
+  return backend === 'wasm' && matMulEngine() === 'xnnpack' ? 'host' : 'device';
 }
 
 /**

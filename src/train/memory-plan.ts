@@ -14,6 +14,7 @@
  * bases a refresh step plans for all parameters before updating any ({@link planCarryBytes}).
  * The step fits when peak × {@link SAFETY_FACTOR} ≤ the backend's ceiling ({@link backendCeiling}).
  */
+import { fusedGeluActive } from '../backend/fused-gelu.js';
 import { totalmem } from 'node:os';
 import type { ExperimentConfig } from '../config/schema.js';
 import { badInput, SoapTrainError } from '../errors.js';
@@ -127,11 +128,16 @@ function tensorflowUsesGpu(): boolean | undefined {
  * bytes wasm runs allocate recovers the coefficients to 1%, and test/memory-plan.test.ts checks
  * that the formula bounds them within 30%. The GEMM scratch (XNNPACK's packed operand and the
  * matMul override's transposed copies, allocated outside the tensors) is taken at its worst case.
+ * With the fused GeLU the MLP's 16·N·m is 4·N·m (`fusedGelu`); the fused RoPE and OpenBLAS's
+ * products (no transposed copies) save more, which the formula keeps as margin.
  */
-export function activationBytes(model: ModelConfig, microBatch: number, seqLen: number): number {
+export function activationBytes(model: ModelConfig, microBatch: number, seqLen: number, opts: { fusedGelu?: boolean } = {}): number {
   const { d_model: d, mlp_hidden: m, n_heads: H, vocab_size: V, n_layers: L } = model;
   const N = microBatch * seqLen;
-  const block = 76 * N * d + 16 * N * m + 5 * microBatch * H * seqLen * seqLen + 16 * N * H;
+  // The fused GeLU (src/backend/fused-gelu.ts) saves its input and the next product its output,
+  // and its gradient is one dy and one dx: 4·N·m instead of the composite's 6 + 10.
+  const mlpFloats = (opts.fusedGelu ? 4 : 16) * N * m;
+  const block = 76 * N * d + mlpFloats + 5 * microBatch * H * seqLen * seqLen + 16 * N * H;
   const head = 12 * N * d + 7 * N * V + 4 * N;
   const scratch = V * (d + N) + N * d;
   return 4 * (L * block + head + scratch);
@@ -186,9 +192,10 @@ export function updateTransientBytes(section: OptimizerSection, shape: readonly 
       const stats = workShape.length === 2 ? 2 : p;
       const normalize = config.normalize_grads ? 4 : 0;
       if (opts.hostProducts && workShape.length === 2) {
-        // The rotations run in OpenBLAS (tensor-modes.ts productPlacement 'host'): on the device
-        // only the moments' elementwise work and each uploaded product remain, plus a d² basis
-        // transition when the cheaper order needs one.
+        // The rotations run in OpenBLAS (tensor-modes.ts productPlacement 'host', or wasm's own
+        // matMul engine, src/backend/blas-matmul.ts: no explicit transposes either way): on the
+        // device only the moments' elementwise work and each product's result remain, plus a d²
+        // basis transition when the cheaper order needs one.
         const cubes = dims.reduce((a, d) => a + d ** 3, 0);
         const sumDims = dims.reduce((a, d) => a + d, 0);
         return 4 * ((15 + 2 * p + normalize) * n + (cubes < n * sumDims ? sumSquares(dims) : 0));
@@ -278,7 +285,7 @@ export function planMemory(config: ExperimentConfig, backend: string, opts: Plan
     shapes.reduce((sum, s) => sum + planCarryBytes(config.optimizer, s), 0);
   const W = 4 * params;
   const G = 4 * params;
-  const A = activationBytes(config.model, micro, t.seq_len);
+  const A = activationBytes(config.model, micro, t.seq_len, { fusedGelu: backend === 'wasm' && fusedGeluActive() });
   const phases: Array<[StepPhase, number, number]> = [
     ['backward', G * (micro < t.batch_size ? 2 : 1), A],
     ['accumulate', 3 * G, 0],

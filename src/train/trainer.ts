@@ -19,7 +19,7 @@ import { tf } from '../tf.js';
 import type { ExperimentConfig } from '../config/schema.js';
 import type { TokenDataset } from '../data/dataset.js';
 import { evalBatch, trainBatch } from '../data/sampler.js';
-import { initParams, paramShapes } from '../model/index.js';
+import { initParams, paramShapes, releaseShapeConstants } from '../model/index.js';
 import { LinalgPool } from '../optim/linalg/pool.js';
 import { createOptimizer } from '../optim/registry.js';
 import { buildSchedule } from '../schedule/index.js';
@@ -257,6 +257,7 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
     else await pool.terminate();
     optimizer.dispose();
     tf.dispose(Object.values(params));
+    releaseShapeConstants();
     report({ type: 'end', summary });
   }
   return summary;

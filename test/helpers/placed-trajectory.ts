@@ -1,9 +1,12 @@
 /**
  * An optimizer's trajectory with its matrix products placed on the host (native ?gemm) or the
- * device (tf.matMul): the SOAP and Shampoo tests run it twice and compare the two.
+ * device (tf.matMul): the SOAP and Shampoo tests run it twice and compare the two. On wasm the
+ * device run multiplies with XNNPACK: the default engine there is the same OpenBLAS sgemm
+ * (src/backend/blas-matmul.ts), which would make the two runs one path.
  */
 import { createOptimizer, tf } from '../../src/index.js';
 import { setProductPlacement, type ProductPlacement } from '../../src/optim/tensor-modes.js';
+import { setMatMulEngine } from '../../src/backend/blas-matmul.js';
 import { normalRng } from './random.js';
 
 export interface PlacedRun {
@@ -26,6 +29,7 @@ export function placedTrajectory(run: PlacedRun, placement: ProductPlacement): n
   const opt = createOptimizer(run.optimizer as Parameters<typeof createOptimizer>[0]);
   const out: number[][] = [];
   setProductPlacement(placement);
+  setMatMulEngine(placement === 'device' ? 'xnnpack' : undefined);
   try {
     for (let call = 0; call < run.calls; call++) {
       const grads = Object.fromEntries(Object.entries(run.shapes).map(([k, s]) => [vars[k].name, random(s)]));
@@ -35,6 +39,7 @@ export function placedTrajectory(run: PlacedRun, placement: ProductPlacement): n
     }
   } finally {
     setProductPlacement(null);
+    setMatMulEngine(undefined);
     opt.dispose();
     tf.dispose(Object.values(vars));
   }

@@ -64,28 +64,25 @@ function eighWith(lapack: NativeLapack | null, a: Float64Array, n: number): Eigh
   return lapack.eigh(Float64Array.from(a), n);
 }
 
-let singleThreaded = false;
-
 /**
  * The binding, with OpenBLAS at one thread: the pool is the parallelism, and a multi-threaded
- * BLAS sums in another order, so results would depend on where a job ran. (The thread count is
- * process-wide: setting it once covers every later call on every thread.)
+ * BLAS sums in another order, so results would depend on where a job ran. The count is
+ * process-wide and the model's products set their own between steps (src/backend/blas-matmul.ts),
+ * so it is checked at every job; jobs run only while the main thread awaits them.
  */
 function lapackForJobs(): NativeLapack | null {
   const lapack = loadNativeLapack();
-  if (lapack && !singleThreaded) {
-    lapack.setNumThreads(1);
-    singleThreaded = true;
-  }
+  if (lapack && lapack.getNumThreads() !== 1) lapack.setNumThreads(1);
   return lapack;
 }
 
 /**
- * Loads what the first job would (the LAPACK binding, OpenBLAS at one thread), so that a worker
- * started ahead of its first job pays for it then rather than inside a step.
+ * Loads the LAPACK binding, so that a worker started ahead of its first job pays for it then
+ * rather than inside a step. It leaves OpenBLAS's thread count alone: the main thread may be in
+ * the middle of a forward pass, whose products have theirs.
  */
 export function prepareJobRunner(): void {
-  lapackForJobs();
+  loadNativeLapack();
 }
 
 /**

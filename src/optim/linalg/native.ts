@@ -1,7 +1,8 @@
 /**
  * Optional native LAPACK (OpenBLAS) for the host-side linear algebra: symmetric
  * eigendecomposition (?syevd), the Q factor of a Householder QR (thin, or completed to a full
- * orthogonal matrix) and the matrix product (?gemm), in float32 or float64.
+ * orthogonal matrix) and the matrix product (?gemm), in float32 or float64; and, for the
+ * model's step on wasm, the exact GeLU and its derivative over float32 arrays.
  *
  * The binding is native/build/lapack.node, built by `npm run native` (scripts/build-native.mjs,
  * part of `prepare`) where a C compiler and libopenblas-dev exist. Everything here degrades to
@@ -59,6 +60,20 @@ export interface NativeLapack {
   /** op(A)·op(B) (m×n) for row-major A (m×k, or k×m with transA) and B (k×n, or n×k with transB). */
   gemm(a: Float64Array, b: Float64Array, m: number, n: number, k: number, transA?: boolean, transB?: boolean): Float64Array;
   gemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA?: boolean, transB?: boolean): Float32Array;
+  /**
+   * `gemm` into the caller's `c` (m×n entries; any previous contents are overwritten), e.g. a
+   * view of the wasm heap, so that nothing is allocated or copied per product.
+   */
+  gemmInto<T extends RealArray>(a: T, b: T, c: T, m: number, n: number, k: number, transA?: boolean, transB?: boolean): void;
+  /** y ← gelu(x), the exact (erf) GeLU, elementwise; float32, equal lengths (native/elementwise_kernels.h). */
+  geluForward(x: Float32Array, y: Float32Array): void;
+  /** dx ← dy·gelu'(x), elementwise; float32, equal lengths. */
+  geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  /**
+   * madvise(MADV_HUGEPAGE) on the 2 MiB-aligned interior of the memory under `bytes` (the wasm
+   * heap): the bytes advised, 0 where transparent huge pages are not available.
+   */
+  adviseHugePages(bytes: Uint8Array): number;
   /** Sets OpenBLAS's (process-wide) thread count; false when the LAPACK is not OpenBLAS. */
   setNumThreads(threads: number): boolean;
   /** OpenBLAS's current thread count (1 when not OpenBLAS). */
@@ -74,7 +89,7 @@ export interface NativeLapackStatus {
   path: string;
 }
 
-/** What native/lapack.c exports (ABI_VERSION 2). */
+/** What native/lapack.c exports (ABI_VERSION 3). */
 interface RawBinding {
   abi: number;
   config: string;
@@ -82,11 +97,14 @@ interface RawBinding {
   qr(a: RealArray, rows: number, cols: number, q: RealArray): void;
   qrFull(a: RealArray, rows: number, cols: number, q: RealArray): void;
   gemm(a: RealArray, b: RealArray, c: RealArray, m: number, n: number, k: number, transA: boolean, transB: boolean): void;
+  geluForward(x: Float32Array, y: Float32Array): void;
+  geluBackward(x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  adviseHugePages(bytes: Uint8Array): number;
   setNumThreads(threads: number): boolean;
   getNumThreads(): number;
 }
 
-const ABI_VERSION = 2;
+const ABI_VERSION = 3;
 
 /** The package root: the nearest directory above this file whose package.json is soap-train's. */
 function packageRoot(): string {
@@ -123,6 +141,9 @@ function isRawBinding(x: unknown): x is RawBinding {
     typeof r.qr === 'function' &&
     typeof r.qrFull === 'function' &&
     typeof r.gemm === 'function' &&
+    typeof r.geluForward === 'function' &&
+    typeof r.geluBackward === 'function' &&
+    typeof r.adviseHugePages === 'function' &&
     typeof r.setNumThreads === 'function' &&
     typeof r.getNumThreads === 'function'
   );
@@ -173,6 +194,10 @@ function wrap(raw: RawBinding, path: string): NativeLapack {
     raw.gemm(a, b, c, m, n, k, transA, transB);
     return c;
   }
+  function gemmInto<T extends RealArray>(a: T, b: T, c: T, m: number, n: number, k: number, transA = false, transB = false): void {
+    for (const [what, v] of [['m', m], ['n', n], ['k', k]] as const) checkSize(`gemm: ${what}`, v);
+    raw.gemm(a, b, c, m, n, k, transA, transB);
+  }
   return {
     path,
     config: raw.config,
@@ -180,6 +205,10 @@ function wrap(raw: RawBinding, path: string): NativeLapack {
     qr,
     qrFull,
     gemm,
+    gemmInto,
+    geluForward: (x, y) => raw.geluForward(x, y),
+    geluBackward: (x, dy, dx) => raw.geluBackward(x, dy, dx),
+    adviseHugePages: (bytes) => raw.adviseHugePages(bytes),
     setNumThreads: (threads: number) => {
       if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`setNumThreads: threads must be an integer ≥ 1, got ${threads}`);
       return raw.setNumThreads(threads);
