@@ -22,14 +22,9 @@
  * route of wasm-kernels.ts stays.
  */
 import { availableParallelism } from 'node:os';
-import type { DataType, TensorInfo } from '@tensorflow/tfjs';
+import type { TensorInfo } from '@tensorflow/tfjs';
 import { loadNativeLapack, type NativeLapack } from '../optim/linalg/native.js';
-
-/** The parts of tfjs-backend-wasm's `BackendWasm` the products need. */
-export interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
+import type { WasmHeapBackend } from './heap-kernels.js';
 
 /** Which GEMM computes the model's products on wasm. */
 export type MatMulEngine = 'blas' | 'xnnpack';

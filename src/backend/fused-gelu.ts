@@ -11,17 +11,13 @@
  * backend, the kernels are registered (installWasmKernelOverrides, after their self-check) and
  * the native binding is loaded. Elsewhere the composite of tfjs ops stays.
  */
-import type { DataType, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { tf } from '../tf.js';
 import { loadNativeLapack } from '../optim/linalg/native.js';
+import { KernelGroup, type WasmHeapBackend } from './heap-kernels.js';
 
 export const GELU_KERNEL = 'SoapGelu';
 export const GELU_GRAD_KERNEL = 'SoapGeluGrad';
-
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
 
 function native(): NonNullable<ReturnType<typeof loadNativeLapack>> {
   const lapack = loadNativeLapack();
@@ -54,23 +50,19 @@ const geluGradKernel: KernelFunc = (args) => {
   return out;
 };
 
-let registered = false;
-let disabledForTests = false;
+const kernels = new KernelGroup([
+  { kernelName: GELU_KERNEL, backendName: 'wasm', kernelFunc: geluKernel },
+  { kernelName: GELU_GRAD_KERNEL, backendName: 'wasm', kernelFunc: geluGradKernel },
+]);
 
 /** Registers the two kernels for wasm (idempotent); wasm-kernels.ts calls it at install. */
 export function registerFusedGeluKernels(): void {
-  if (registered) return;
-  tf.registerKernel({ kernelName: GELU_KERNEL, backendName: 'wasm', kernelFunc: geluKernel });
-  tf.registerKernel({ kernelName: GELU_GRAD_KERNEL, backendName: 'wasm', kernelFunc: geluGradKernel });
-  registered = true;
+  kernels.register();
 }
 
-/** Takes the two kernels away again (a failed self-check). */
+/** Takes the two kernels away again (a failed self-check, an uninstall). */
 export function unregisterFusedGeluKernels(): void {
-  if (!registered) return;
-  tf.unregisterKernel(GELU_KERNEL, 'wasm');
-  tf.unregisterKernel(GELU_GRAD_KERNEL, 'wasm');
-  registered = false;
+  kernels.unregister();
 }
 
 /**
@@ -78,12 +70,12 @@ export function unregisterFusedGeluKernels(): void {
  * @internal
  */
 export function disableFusedGeluForTests(disabled: boolean): void {
-  disabledForTests = disabled;
+  kernels.disableForTests(disabled);
 }
 
 /** Whether `gelu` should take the fused kernels now; SOAP_TRAIN_FUSED=0 turns them off. */
 export function fusedGeluActive(): boolean {
-  return registered && !disabledForTests && process.env.SOAP_TRAIN_FUSED !== '0' && tf.getBackend() === 'wasm' && loadNativeLapack() !== null;
+  return kernels.active() && loadNativeLapack() !== null;
 }
 
 /** gelu(x) by the fused kernels, with its gradient; call only when {@link fusedGeluActive}. */

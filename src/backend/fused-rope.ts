@@ -14,15 +14,11 @@
  * transpose is its inverse). The arithmetic is the composite's, term for term, in float32
  * (Math.fround), so the two paths agree to the last bit or one rounding.
  */
-import type { DataType, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
 import { tf } from '../tf.js';
+import { KernelGroup, type WasmHeapBackend } from './heap-kernels.js';
 
 export const ROPE_KERNEL = 'SoapRope';
-
-interface WasmHeapBackend {
-  makeOutput(shape: number[], dtype: DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
 
 const ropeKernel: KernelFunc = (args) => {
   const backend = args.backend as unknown as WasmHeapBackend;
@@ -59,20 +55,15 @@ const ropeKernel: KernelFunc = (args) => {
   return out;
 };
 
-let registered = false;
-let disabledForTests = false;
+const kernels = new KernelGroup([{ kernelName: ROPE_KERNEL, backendName: 'wasm', kernelFunc: ropeKernel }]);
 
 /** Registers the kernel for wasm (idempotent); wasm-kernels.ts calls it at install. */
 export function registerFusedRopeKernel(): void {
-  if (registered) return;
-  tf.registerKernel({ kernelName: ROPE_KERNEL, backendName: 'wasm', kernelFunc: ropeKernel });
-  registered = true;
+  kernels.register();
 }
 
 export function unregisterFusedRopeKernel(): void {
-  if (!registered) return;
-  tf.unregisterKernel(ROPE_KERNEL, 'wasm');
-  registered = false;
+  kernels.unregister();
 }
 
 /**
@@ -80,12 +71,12 @@ export function unregisterFusedRopeKernel(): void {
  * @internal
  */
 export function disableFusedRopeForTests(disabled: boolean): void {
-  disabledForTests = disabled;
+  kernels.disableForTests(disabled);
 }
 
 /** Whether `rope` should take the fused kernel now; SOAP_TRAIN_FUSED=0 turns it off. */
 export function fusedRopeActive(): boolean {
-  return registered && !disabledForTests && process.env.SOAP_TRAIN_FUSED !== '0' && tf.getBackend() === 'wasm';
+  return kernels.active();
 }
 
 /** RoPE of x [B, T, H, hd] by the fused kernel, with its gradient; call only when {@link fusedRopeActive}. */

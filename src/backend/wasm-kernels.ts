@@ -25,7 +25,8 @@
  * @tensorflow/tfjs-backend-wasm (and @tensorflow/tfjs) to the exact version this was written
  * against, and installWasmKernelOverrides() self-checks the kernels before keeping them.
  */
-import type { DataType, KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type { KernelBackend, KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type { WasmHeapBackend } from './heap-kernels.js';
 import { tf } from '../tf.js';
 import { blasBatchMatMul, matMulEngine } from './blas-matmul.js';
 import { leadingAxesSum, rowGather } from './wasm-row-kernels.js';
@@ -35,7 +36,7 @@ import { loadNativeLapack } from '../optim/linalg/native.js';
 import { selfCheckWasmKernels, type SelfCheckResult } from './wasm-self-check.js';
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` this file uses (some are private there). */
-interface WasmBackendInternals {
+interface WasmBackendInternals extends WasmHeapBackend {
   wasm: {
     cwrap(name: string, ret: null, args: string[]): (...args: unknown[]) => void;
     tfjs: {
@@ -45,10 +46,8 @@ interface WasmBackendInternals {
   };
   dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
   dataIdNextNumber: number;
-  makeOutput(shape: number[], dtype: DataType): TensorInfo;
   incRef(dataId: object): void;
   disposeData(dataId: object): boolean;
-  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
 
 type WasmBatchMatMul = (

@@ -13,13 +13,8 @@
  * Every other case (other axes, int32 sums, batch dimensions) goes to the stock kernel, passed in
  * by wasm-kernels.ts, which registers these after a self-check (wasm-self-check.ts).
  */
-import type { DataType, KernelFunc, TensorInfo } from '@tensorflow/tfjs';
-
-/** The parts of tfjs-backend-wasm's `BackendWasm` these kernels use. */
-interface WasmRowsBackend {
-  makeOutput(shape: number[], dtype: DataType): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
+import type { KernelFunc, TensorInfo } from '@tensorflow/tfjs';
+import type { WasmHeapBackend } from './heap-kernels.js';
 
 const size = (shape: readonly number[]): number => shape.reduce((p, s) => p * s, 1);
 
@@ -33,7 +28,7 @@ function normalizeAxes(axis: number | number[], rank: number): number[] | null {
 /** `Sum` with the leading-axes case done here, the rest by `stock`. */
 export function leadingAxesSum(stock: KernelFunc): KernelFunc {
   return (args) => {
-    const backend = args.backend as unknown as WasmRowsBackend;
+    const backend = args.backend as unknown as WasmHeapBackend;
     const { x } = args.inputs as { x: TensorInfo };
     const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
     const rank = x.shape.length;
@@ -61,7 +56,7 @@ export function leadingAxesSum(stock: KernelFunc): KernelFunc {
 /** `GatherV2` of rows along axis 0 (no batch dimensions) done here, the rest by `stock`. */
 export function rowGather(stock: KernelFunc): KernelFunc {
   return (args) => {
-    const backend = args.backend as unknown as WasmRowsBackend;
+    const backend = args.backend as unknown as WasmHeapBackend;
     const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
     const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
     const rank = x.shape.length;
