@@ -33,8 +33,10 @@ parentPort.postMessage(Object.keys(require('node:module')._cache));`;
   const tsx = createRequire(import.meta.url).resolve('tsx/cjs/api');
   const worker = new Worker(bootstrap, { eval: true, workerData: { tsx, entry } });
   return new Promise<string[]>((resolve, reject) => {
-    worker.once('message', (files: string[]) => {
-      resolve(files);
+    // The pool worker announces { ready: true } first; the module list is the array after it.
+    worker.on('message', (m: unknown) => {
+      if (!Array.isArray(m)) return;
+      resolve(m as string[]);
       void worker.terminate();
     });
     worker.once('error', reject);
@@ -85,8 +87,9 @@ test('a pool started ahead of its work returns the inline results, bit for bit',
   }
   const pool = new LinalgPool(2);
   pools.push(pool);
-  pool.start();
-  pool.start(); // idempotent
+  const first = pool.start();
+  const again = pool.start(); // idempotent: the same two workers, started one after the other
+  await Promise.all([first, again]);
   assertSameBits(await pool.run(jobs()), inline);
   assertSameBits(await pool.run(jobs()), inline);
 });

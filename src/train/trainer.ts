@@ -80,8 +80,9 @@ export async function train(setup: TrainSetup): Promise<RunSummary> {
   if (resume) restoreOptimizer(optimizer, resume.meta.optimizer.counters, resume);
   const progress = startingProgress(resume?.meta ?? null);
   const pool = new LinalgPool();
-  // Started now, its workers load while the model initialises, not inside the first step.
-  if (optimizer.usesHostWork) pool.start();
+  // Started and awaited before the first step: the workers must not start (fork, from the
+  // TypeScript sources) while the step's products use OpenBLAS's threads (LinalgPool.start).
+  if (optimizer.usesHostWork) await pool.start();
   const hostProgress = new HostWorkProgress(logger, report);
   let interval: Interval = emptyInterval();
   let status: RunSummary['status'] = 'completed';

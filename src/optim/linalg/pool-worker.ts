@@ -17,6 +17,7 @@ if (!port) throw new Error('pool-worker.ts runs only as a worker thread');
 // Now, not at the first job: a pool started ahead of its work (LinalgPool.start) loads the
 // binding while the main thread is still busy with the step's forward and backward pass.
 prepareJobRunner();
+port.postMessage({ ready: true });
 port.on('message', ({ id, job }: { id: number; job: HostJob }) => {
   try {
     if (testDelayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, testDelayMs);

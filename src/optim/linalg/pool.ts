@@ -11,8 +11,8 @@
  * - Aborting (`signal`) terminates the workers (a decomposition cannot be interrupted
  *   otherwise); the next `run` starts fresh ones.
  * - Idle workers do not keep the process alive.
- * - Workers start at the first `run`, or earlier with `start()`: a worker takes 0.1–0.5 s to
- *   load its modules, which a caller that knows host work is coming can overlap with its own.
+ * - Workers start at the first `run`, or earlier with `start()`, one after another: a worker
+ *   takes 0.1–0.5 s to load its modules (see `start` for why they do not start at once).
  */
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
@@ -60,8 +60,42 @@ export function defaultWorkerCount(): number {
   return Number.isInteger(env) && env >= 0 ? env : availableParallelism();
 }
 
+/**
+ * A started worker and its readiness: the worker posts `{ ready: true }` once its modules and
+ * the LAPACK binding are loaded.
+ */
+function startReadyWorker(): Promise<Worker> {
+  const w = startWorker();
+  w.unref();
+  return new Promise<Worker>((resolve, reject) => {
+    const onMessage = (m: unknown) => {
+      if ((m as { ready?: boolean }).ready !== true) return;
+      cleanup();
+      resolve(w);
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const onExit = (code: number) => {
+      cleanup();
+      reject(new Error(`linear algebra worker exited with code ${code} while starting`));
+    };
+    const cleanup = () => {
+      w.off('message', onMessage);
+      w.off('error', onError);
+      w.off('exit', onExit);
+    };
+    w.on('message', onMessage);
+    w.on('error', onError);
+    w.on('exit', onExit);
+  });
+}
+
 export class LinalgPool {
   private workers: Worker[] = [];
+  /** The start-up in progress, if any: workers start one after another (see `ensureWorkers`). */
+  private starting: Promise<void> | null = null;
 
   /** `workers` = 0 runs every job inline on the calling thread (blocking it). */
   constructor(readonly size: number = defaultWorkerCount()) {}
@@ -91,7 +125,8 @@ export class LinalgPool {
     opts.signal?.throwIfAborted();
     const order = jobs.map((_, i) => i).sort((a, b) => flops[b] - flops[a] || a - b);
     const results: HostResult[] = new Array<HostResult>(jobs.length);
-    const workers = this.ensureWorkers(Math.min(this.size, jobs.length));
+    const workers = await this.ensureWorkers(Math.min(this.size, jobs.length));
+    opts.signal?.throwIfAborted();
     for (const w of workers) w.ref();
     try {
       await new Promise<void>((resolve, reject) => {
@@ -114,7 +149,8 @@ export class LinalgPool {
           w.postMessage({ id, job: jobs[id] }, hostJobBuffers(jobs[id]));
         };
         const listeners = workers.map((w) => {
-          const onMessage = (reply: Reply) => {
+          const onMessage = (reply: Reply | { ready: true }) => {
+            if ('ready' in reply) return;
             if ('error' in reply) return fail(new Error(`linear algebra worker: ${reply.error}`));
             results[reply.id] = reply.result;
             finished += 1;
@@ -149,20 +185,36 @@ export class LinalgPool {
   }
 
   /**
-   * Starts every worker now instead of at the first `run`, so that their start-up (a thread,
-   * the job runner's modules, the LAPACK binding) runs while the caller does other work, e.g.
-   * a trainer's first forward and backward pass before its first optimizer step. Idempotent;
+   * Starts every worker now instead of at the first `run`; resolves when all are ready. Idempotent;
    * idle workers do not keep the process alive.
+   *
+   * Await it before the caller's own OpenBLAS work: from the TypeScript sources each worker's
+   * loader starts an esbuild process (a fork), and glibc runs OpenBLAS's fork handler in the
+   * forking thread, which shuts OpenBLAS's thread server down. Two forks at once deadlock in that
+   * handler, and one during a multi-threaded product on the main thread can drop the product's
+   * work (both seen: a run hung in its first step). So workers start one after another, and the
+   * trainer waits for them before its first step. (From the compiled dist/ no worker forks.)
    */
-  start(): void {
-    this.ensureWorkers(this.size);
+  start(): Promise<void> {
+    return this.ensureWorkers(this.size).then(() => undefined);
   }
 
-  private ensureWorkers(count: number): Worker[] {
+  /** The first `count` workers, started one at a time (each ready before the next forks). */
+  private async ensureWorkers(count: number): Promise<Worker[]> {
     while (this.workers.length < count) {
-      const w = startWorker();
-      w.unref();
-      this.workers.push(w);
+      if (!this.starting) {
+        this.starting = startReadyWorker().then(
+          (w) => {
+            this.workers.push(w);
+            this.starting = null;
+          },
+          (err: unknown) => {
+            this.starting = null;
+            throw err;
+          },
+        );
+      }
+      await this.starting;
     }
     return this.workers.slice(0, count);
   }
