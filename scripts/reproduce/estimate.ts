@@ -29,21 +29,22 @@ export interface CostModel {
 }
 
 /**
- * Measured 2026-12-02 on this 2-core machine (wasm backend, one run at a time, the other core
- * busy with other work; 20-step runs of reproduce/base.yaml's model, d_model 128, 2 layers,
- * 16 × 128 tokens per step): AdamW 0.41 s/step; SOAP 1.10× at f = 10 and 1.33× at f = 1;
- * Shampoo 1.22× and 1.78×; 8 evaluation batches 1.0 s; about 6 s per run outside the training
- * clock (start-up, first step, evaluation excluded). The two factors per optimizer solve
- * 1 + overhead + refresh/f for the two measured frequencies.
+ * Measured 2026-12-02 in the study itself (commit 27fb172's code: the model's products in
+ * OpenBLAS on both cores; 2-core AMD EPYC, one run at a time, reproduce/base.yaml's model,
+ * d_model 128, 2 layers, 16 × 128 tokens per step): AdamW 0.134 s/step; SOAP 0.167 s/step at
+ * f = 10 and 0.239 at f = 1 (1.244× and 1.782× AdamW); Shampoo 0.195 and 0.331 (1.453×, 2.474×);
+ * one evaluation of 8 batches 0.33 s; about 5 s per run outside the training clock (start-up,
+ * first step). The two factors per optimizer solve 1 + overhead + refresh/f for the two
+ * measured frequencies.
  */
 export const CALIBRATION: CostModel = {
-  trainSecondsPerToken: 0.41 / 2048,
-  evalSecondsPerToken: 1.0 / (8 * 16 * 128),
-  runOverheadS: 6,
+  trainSecondsPerToken: 0.134 / 2048,
+  evalSecondsPerToken: 0.33 / (8 * 16 * 128),
+  runOverheadS: 5,
   optimizers: {
     adamw: { overhead: 0, refresh: 0 },
-    soap: { overhead: 0.074, refresh: 0.256 },
-    shampoo: { overhead: 0.158, refresh: 0.622 },
+    soap: { overhead: 0.184, refresh: 0.598 },
+    shampoo: { overhead: 0.34, refresh: 1.134 },
   },
   calibrationModel: { vocab_size: 256, d_model: 128, n_layers: 2, n_heads: 4, mlp_hidden: 512 },
   calibrationSeqLen: 128,
