@@ -37,7 +37,10 @@ export class StopPolicy {
       logger: Logger;
     },
   ) {
-    opts.signal?.addEventListener('abort', this.onStopRequest, { once: true });
+    // A stop requested before the policy existed (e.g. while the trainer awaited its worker
+    // pool) still starts the grace period: 'abort' does not fire again for an aborted signal.
+    if (opts.signal?.aborted) this.onStopRequest();
+    else opts.signal?.addEventListener('abort', this.onStopRequest, { once: true });
   }
 
   /** The signal of the step in flight's host work. */
