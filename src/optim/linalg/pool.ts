@@ -66,7 +66,6 @@ export function defaultWorkerCount(): number {
  */
 function startReadyWorker(): Promise<Worker> {
   const w = startWorker();
-  w.unref();
   return new Promise<Worker>((resolve, reject) => {
     const onMessage = (m: unknown) => {
       if ((m as { ready?: boolean }).ready !== true) return;
@@ -81,10 +80,13 @@ function startReadyWorker(): Promise<Worker> {
       cleanup();
       reject(new Error(`linear algebra worker exited with code ${code} while starting`));
     };
+    // Referenced until ready, so that a caller awaiting the start keeps the process alive; idle
+    // afterwards, it must not.
     const cleanup = () => {
       w.off('message', onMessage);
       w.off('error', onError);
       w.off('exit', onExit);
+      w.unref();
     };
     w.on('message', onMessage);
     w.on('error', onError);
